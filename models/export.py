@@ -1,0 +1,202 @@
+"""From a trained model folder (``OUT/best`` of ``earful train``) to a bundle.
+
+Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
+sequence axes), quantizes it to int8 (dynamic, per-channel), checks both against
+torch on sample posts, and writes the self-describing bundle of
+:mod:`earful.models.bundle` with its checksum manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earful.models.bundle import BUNDLE_FILE, write_manifest
+from earful.models.network import MultiTaskModel
+from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
+
+OPSET = 17
+#: fp32 ONNX must match torch to this (max |Δlogit|); a larger gap means a broken export.
+FP32_TOLERANCE = 1e-4
+#: Sample posts for the parity check: several scripts, lengths, and edge cases.
+PARITY_TEXTS = [
+    "I was charged twice for my order and nobody answers the chat",
+    "Me cobraron dos veces y nadie responde",
+    "Die Bahn ist schon wieder 40 Minuten zu spät, danke für nichts",
+    "Le service client ne répond jamais, inadmissible",
+    "我的订单还没到，客服也不回复",
+    "خدمة العملاء سيئة جدا",
+    "thanks for the quick help!",
+    "ok",
+    "🙂🙂🙂",
+    "https://example.com/x",
+    "word " * 400,
+]
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    fp32_max_abs_diff: float
+    int8_max_abs_diff: float | None
+    int8_label_agreement: dict[str, float] | None
+
+
+def export_onnx(model: MultiTaskModel, path: Path) -> None:
+    import torch
+
+    model.eval()
+    ids = torch.ones((2, 8), dtype=torch.long)
+    mask = torch.ones((2, 8), dtype=torch.long)
+    names = [t.name for t in model.schema.tasks]
+    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    dynamic.update({n: {0: "batch"} for n in names})
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shape-dependent Python branches in transformers
+        torch.onnx.export(
+            model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"], output_names=names,
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        )
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization, per output channel (keeps the pooled embedding
+    far closer to fp32 than per-tensor scales)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # silence its "consider pre-processing" advice on every call
+    try:
+        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def _onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input_ids": ids, "attention_mask": mask})
+
+
+def check_parity(model: MultiTaskModel, encoder: TextEncoder, fp32: Path, int8: Path | None) -> ParityReport:
+    import torch
+
+    batch = encoder.encode(PARITY_TEXTS)
+    with torch.no_grad():
+        ref = [o.numpy() for o in model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))]
+    out32 = _onnx_outputs(fp32, batch.input_ids, batch.attention_mask)
+    d32 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out32))
+    if int8 is None:
+        return ParityReport(d32, None, None)
+    out8 = _onnx_outputs(int8, batch.input_ids, batch.attention_mask)
+    d8 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out8))
+    agree = {}
+    for task, a, b in zip(model.schema.tasks, ref, out8):
+        la, lb = ((a > 0), (b > 0)) if task.kind == "binary" else (a.argmax(-1), b.argmax(-1))
+        agree[task.name] = float((la == lb).mean())
+    return ParityReport(d32, d8, agree)
+
+
+def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
+    lines = [
+        f"# {info['name']} {info['version']}",
+        "",
+        "An earful model bundle: multilingual complaint type, sentiment, language and troll likelihood for social posts.",
+        "",
+        "## Model",
+        f"- Base encoder: {info['base_model']}; mean pooling; one linear head per task.",
+        f"- Languages of the lang head: {', '.join(info['languages'])}.",
+        f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated and flagged).",
+        f"- Variants: {', '.join(info['variants'])} (ONNX, run with onnxruntime).",
+        "",
+        "## Validation metrics (from training)",
+    ]
+    for head, value in sorted(metrics.get("validation_macro_f1", {}).items()):
+        lines.append(f"- {head}: macro-F1 {value:.3f}")
+    parity = metrics.get("export_parity", {})
+    if parity:
+        lines += ["", "## Export parity (max |Δlogit| vs torch on sample posts)",
+                  f"- fp32: {parity['fp32_max_abs_diff']:.2e}", f"- int8: {parity.get('int8_max_abs_diff')}"]
+    lines += ["", card_extra.strip() if card_extra else
+              "## Data, licenses, limits\nNot documented for this bundle: see the data it was trained on.", ""]
+    return "\n".join(lines)
+
+
+def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True,
+                  card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Build a verified bundle folder from a trained model folder.
+
+    ``card`` is Markdown appended to the generated model card (data sources,
+    licenses, limits); ``provenance`` is stored as provenance.json."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if (model_dir / "best").is_dir():
+        model_dir = model_dir / "best"
+    if not (model_dir / "network.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a trained model folder (no network.json); give the output folder of `earful train`")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    model = MultiTaskModel.load(model_dir)
+    cfg = model.config
+    encoder = TextEncoder(model_dir / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
+    training = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
+    calibration_path = model_dir / "calibration.json"
+    calibration = json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
+
+    work = Path(tempfile.mkdtemp(prefix="earful-export-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        export_onnx(model, work / "model.fp32.onnx")
+        variants = ["fp32"]
+        if int8:
+            quantize_int8(work / "model.fp32.onnx", work / "model.int8.onnx")
+            variants.insert(0, "int8")
+        parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
+        if parity.fp32_max_abs_diff > FP32_TOLERANCE:
+            raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
+        shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
+        (work / "schema.json").write_text(json.dumps(model.schema.to_dict(), indent=2))
+        (work / "calibration.json").write_text(json.dumps(calibration, indent=2))
+        info = {
+            "name": name,
+            "version": version,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "format": 1,
+            "base_model": training.get("base_model", "unknown"),
+            "languages": list(cfg.languages),
+            "max_length": cfg.max_length,
+            "input_prefix": cfg.input_prefix,
+            "variants": variants,
+            "lang_threshold": 0.5,
+            "outputs": [t.name for t in model.schema.tasks],
+        }
+        (work / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
+        metrics = {
+            "validation_macro_f1": training.get("validation_macro_f1", {}),
+            "training_epoch": training.get("epoch"),
+            "export_parity": {
+                "fp32_max_abs_diff": parity.fp32_max_abs_diff,
+                "int8_max_abs_diff": parity.int8_max_abs_diff,
+                "int8_label_agreement": parity.int8_label_agreement,
+                "texts": len(PARITY_TEXTS),
+            },
+        }
+        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}), **(provenance or {})}, indent=2))
+        (work / "MODEL_CARD.md").write_text(_model_card(info, metrics, card))
+        write_manifest(work)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work), str(out_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out_dir

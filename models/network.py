@@ -1,0 +1,101 @@
+"""The multi-task network: one shared encoder, mean pooling, one linear head per task.
+
+This torch module is what training optimises and what export traces to ONNX;
+it is saved as safetensors plus JSON (never pickle) so a checkpoint is plain data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from earful.schema import Schema
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "network.json"
+
+
+@dataclass
+class NetworkConfig:
+    """What is needed to rebuild the network: the encoder's transformers config,
+    the schema, and how inputs are prepared."""
+
+    encoder_config: dict
+    languages: list[str]
+    max_length: int = 128
+    input_prefix: str = ""
+    dropout: float = 0.1
+
+    @property
+    def schema(self) -> Schema:
+        return Schema(languages=tuple(self.languages))
+
+
+class MultiTaskModel(nn.Module):
+    """Encoder → masked mean pooling → dropout → one linear head per task.
+
+    ``forward`` returns the heads' logits as a tuple in schema task order, so the
+    ONNX graph has one named output per task."""
+
+    def __init__(self, config: NetworkConfig, encoder: nn.Module | None = None):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        self.config = config
+        self.schema = config.schema
+        self.encoder = encoder if encoder is not None else BertModel(BertConfig(**_bert_fields(config.encoder_config)), add_pooling_layer=False)
+        hidden = self.encoder.config.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, t.n_outputs) for t in self.schema.tasks})
+
+    @classmethod
+    def from_pretrained_encoder(cls, encoder_dir: Path, languages: list[str], max_length: int, input_prefix: str, dropout: float = 0.1) -> MultiTaskModel:
+        import transformers
+        from transformers import BertModel
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        encoder = BertModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
+        config = NetworkConfig(encoder.config.to_dict(), languages, max_length, input_prefix, dropout)
+        return cls(config, encoder)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pooled = self.dropout(self.pool(input_ids, attention_mask))
+        outputs = []
+        for task in self.schema.tasks:
+            logits = self.heads[task.name](pooled)
+            outputs.append(logits.squeeze(-1) if task.kind == "binary" else logits)
+        return tuple(outputs)
+
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE))
+        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> MultiTaskModel:
+        from safetensors.torch import load_file
+
+        config = NetworkConfig(**json.loads((directory / CONFIG_FILE).read_text()))
+        model = cls(config)
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        model.eval()
+        return model
+
+
+def _bert_fields(encoder_config: dict) -> dict:
+    """The transformers config minus keys that describe the saved file, not the model."""
+    drop = {"architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"}
+    return {k: v for k, v in encoder_config.items() if k not in drop}

@@ -1,0 +1,91 @@
+"""The predictor on a tiny bundle: typed results, edge cases, batching, language fallback."""
+
+import numpy as np
+import pytest
+
+from earful import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    return Predictor.load(tiny_bundle, threads=1)
+
+
+def test_results_are_typed_and_probabilities_are_distributions(predictor):
+    [p] = predictor.predict(["you charged me twice for order 12, refund it now"])
+    assert p.status == "ok" and p.complaint_type.label in ("order_error", "product", "poor_service", "none")
+    assert sum(p.complaint_type.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert sum(p.sentiment.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert p.complaint_type.label == max(p.complaint_type.probabilities, key=p.complaint_type.probabilities.get)
+    assert 0 <= p.troll <= 1 and 0 <= p.lang.confidence <= 1
+    assert set(p.to_dict()) >= {"complaint_type", "sentiment", "troll", "lang", "truncated", "status"}
+
+
+EDGE = ["", "   \n\t ", "🙂🙂🙂", "https://example.com/a/b", "@user #tag", "12345", "ok", "word " * 5000, "x" * 200_000]
+
+
+def test_edge_cases_do_not_fail(predictor):
+    out = predictor.predict(EDGE)
+    assert len(out) == len(EDGE)
+    assert out[0].status == out[1].status == "empty"
+    assert out[0].complaint_type.label is None and out[0].troll is None and out[0].lang.code == "und"
+    for p in out[2:6]:  # nothing linguistic: classified, but language undetermined
+        assert p.status == "ok" and p.lang.code == "und" and p.lang.source == "rule"
+    assert out[7].truncated and out[8].truncated and not out[6].truncated
+    assert out[7].n_tokens == predictor.bundle.max_length
+
+
+@pytest.mark.parametrize("variant, tol", [("fp32", 1e-5), ("int8", 5e-2)])
+def test_batch_results_equal_one_by_one(tiny_bundle, variant, tol):
+    # int8 quantizes activations with one scale per batch tensor, hence its looser tolerance (this tiny random net is far noisier under int8 than a trained one)
+    predictor = Predictor.load(tiny_bundle, variant=variant, threads=1)
+    texts = ["you charged me twice", "la aplicación falla", "danke für die hilfe", "", "🙂", "word " * 100,
+             "support agent was rude", "gracias"]
+    batched = predictor.predict(texts, batch_size=3)
+    for text, b in zip(texts, batched):
+        [single] = predictor.predict([text])
+        assert single.status == b.status and single.lang.code == b.lang.code and single.truncated == b.truncated
+        for k, v in single.complaint_type.probabilities.items():
+            assert b.complaint_type.probabilities[k] == pytest.approx(v, abs=tol)
+        for k, v in single.sentiment.probabilities.items():
+            assert b.sentiment.probabilities[k] == pytest.approx(v, abs=tol)
+        if single.troll is not None:
+            assert b.troll == pytest.approx(single.troll, abs=tol)
+
+
+def test_unknown_language_falls_back_to_langdetect(predictor, monkeypatch):
+    from earful.models import predictor as mod
+
+    text = "Le service client ne répond jamais à mes messages, c'est inadmissible"
+    lang_probs = np.full(3, 1 / 3)  # the head is unsure among de/en/es
+    result = predictor.decide_language(text, lang_probs)
+    assert (result.code, result.source) == ("fr", "langdetect")
+    monkeypatch.setattr(mod, "langdetect_guess", lambda t: None)  # langdetect cannot tell either
+    assert predictor.decide_language(text, lang_probs).code == "und"
+    confident = np.array([0.9, 0.05, 0.05])
+    assert predictor.decide_language(text, confident).code == "de"  # a confident head wins
+
+
+def test_language_hint_is_reported_as_such(predictor):
+    [p] = predictor.predict(["hello there"], lang_hints=["pt"])
+    assert (p.lang.code, p.lang.source) == ("pt", "hint")
+
+
+def test_langdetect_is_deterministic():
+    from earful.models.language import langdetect_guess
+
+    runs = {langdetect_guess("this is fine but short") for _ in range(5)}
+    assert len(runs) == 1
+
+
+def test_predict_rejects_a_bare_string(predictor):
+    with pytest.raises(TypeError, match="list"):
+        predictor.predict("one text")
+
+
+def test_fp32_and_int8_agree_on_labels(tiny_bundle):
+    texts = ["you charged me twice for order 1", "the app crashes", "danke für die hilfe", "sois unos imbéciles"]
+    a = Predictor.load(tiny_bundle, variant="int8", threads=1).probabilities(texts)
+    b = Predictor.load(tiny_bundle, variant="fp32", threads=1).probabilities(texts)
+    assert np.abs(a.complaint_type - b.complaint_type).max() < 0.1
+    assert np.abs(a.troll - b.troll).max() < 0.1
