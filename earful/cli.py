@@ -115,14 +115,22 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from earful.models.export import export_bundle
+    from earful.labelled import read_labelled
+    from earful.models.export import TrimSpec, export_bundle
 
     card = Path(args.card).read_text() if args.card else None
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
+    trim = None
+    if args.trim_vocab:
+        if not args.trim_check:
+            raise UsageError("--trim-vocab needs --trim-check FILES: held-out labelled files to measure the trim's effect on")
+        corpus = [t for f in args.trim_vocab for t in read_labelled(f).text]
+        held_out = [t for f in args.trim_check for t in read_labelled(f).text]
+        trim = TrimSpec(corpus=corpus, held_out=held_out, max_pieces=args.max_pieces)
     out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
-                        card=card, provenance=provenance, overwrite=args.overwrite)
-    metrics = json.loads((out / "metrics.json").read_text())["export_parity"]
-    print(json.dumps({"bundle": str(out), **metrics}, indent=2))
+                        fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim)
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(json.dumps({"bundle": str(out), **metrics["export_parity"], "vocabulary_trim": metrics["vocabulary_trim"]}, indent=2))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -193,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--card", help="Markdown appended to the model card (data, licenses, limits)")
     p.add_argument("--provenance", help="JSON file of data provenance to store in the bundle")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
+    p.add_argument("--no-fp32", action="store_true", help="ship only the int8 model (smaller bundle)")
+    p.add_argument("--trim-vocab", nargs="+", metavar="FILE", help="keep only the vocabulary pieces these labelled files use most")
+    p.add_argument("--trim-check", nargs="+", metavar="FILE", help="held-out labelled files on which to measure the trim's effect")
+    p.add_argument("--max-pieces", type=int, default=50_000, help="vocabulary size after trimming (default 50000)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 

@@ -23,6 +23,7 @@ import numpy as np
 from earful.models.bundle import BUNDLE_FILE, write_manifest
 from earful.models.network import MultiTaskModel
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
+from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
 OPSET = 17
 #: fp32 ONNX must match torch to this (max |Δlogit|); a larger gap means a broken export.
@@ -41,6 +42,16 @@ PARITY_TEXTS = [
     "https://example.com/x",
     "word " * 400,
 ]
+
+
+@dataclass(frozen=True)
+class TrimSpec:
+    """Trim the vocabulary to the ``max_pieces`` pieces most used by ``corpus``
+    and measure the effect on ``held_out`` texts (which the count never saw)."""
+
+    corpus: list[str]
+    held_out: list[str]
+    max_pieces: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,46 @@ def check_parity(model: MultiTaskModel, encoder: TextEncoder, fp32: Path, int8: 
     return ParityReport(d32, d8, agree)
 
 
+def _head_outputs(model: MultiTaskModel, encoder: TextEncoder, texts: list[str], batch_size: int = 64) -> list[np.ndarray]:
+    """Probabilities per head (torch, fp32), batched in length order."""
+    import torch
+
+    from earful.metrics import sigmoid, softmax
+
+    ids, _ = encoder.encode_ids(texts)
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    chunks: list[list[np.ndarray]] = [[] for _ in model.schema.tasks]
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            input_ids, mask = encoder.pad([ids[i] for i in idx])
+            for k, (task, out) in enumerate(zip(model.schema.tasks, model(torch.from_numpy(input_ids), torch.from_numpy(mask)))):
+                chunks[k].append(sigmoid(out.numpy()) if task.kind == "binary" else softmax(out.numpy()))
+    inverse = np.argsort(order)
+    return [np.concatenate(c)[inverse] for c in chunks]
+
+
+def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec, out_tokenizer: Path) -> tuple[MultiTaskModel, dict]:
+    """A trimmed copy of the model (and its tokenizer written to ``out_tokenizer``),
+    with the measured effect on the held-out texts."""
+    import copy
+
+    cfg = model.config
+    plan = plan_trim(tokenizer_file, piece_counts(tokenizer_file, spec.corpus, cfg.input_prefix), spec.max_pieces)
+    out_tokenizer.write_text(trimmed_tokenizer_json(tokenizer_file, plan), encoding="utf-8")
+    trimmed = copy.deepcopy(model)
+    trim_embeddings(trimmed, plan)
+    before = _head_outputs(model, TextEncoder(tokenizer_file, cfg.max_length, cfg.input_prefix), spec.held_out)
+    after = _head_outputs(trimmed, TextEncoder(out_tokenizer, cfg.max_length, cfg.input_prefix), spec.held_out)
+    report = {"pieces_before": plan.pieces_before, "pieces_after": plan.pieces_after, "corpus_texts": len(spec.corpus),
+              "held_out_texts": len(spec.held_out), "label_agreement": {}, "max_probability_change": {}}
+    for task, a, b in zip(model.schema.tasks, before, after):
+        la, lb = ((a >= 0.5), (b >= 0.5)) if task.kind == "binary" else (a.argmax(-1), b.argmax(-1))
+        report["label_agreement"][task.name] = float((la == lb).mean()) if len(la) else None
+        report["max_probability_change"][task.name] = float(np.abs(a - b).max()) if len(a) else None
+    return trimmed, report
+
+
 def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
     lines = [
         f"# {info['name']} {info['version']}",
@@ -132,12 +183,17 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     return "\n".join(lines)
 
 
-def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True,
-                  card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True, fp32: bool = True,
+                  card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False,
+                  trim: TrimSpec | None = None) -> Path:
     """Build a verified bundle folder from a trained model folder.
 
     ``card`` is Markdown appended to the generated model card (data sources,
-    licenses, limits); ``provenance`` is stored as provenance.json."""
+    licenses, limits); ``provenance`` is stored as provenance.json; ``trim``
+    cuts the vocabulary (see :mod:`earful.models.vocab`); ``fp32=False`` ships
+    only the int8 model (the fp32 one is still built, for the parity check)."""
+    if not (int8 or fp32):
+        raise ValueError("a bundle needs at least one of the int8 and fp32 models")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if (model_dir / "best").is_dir():
         model_dir = model_dir / "best"
@@ -147,22 +203,27 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
     model = MultiTaskModel.load(model_dir)
     cfg = model.config
-    encoder = TextEncoder(model_dir / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
     training = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
     calibration_path = model_dir / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
 
     work = Path(tempfile.mkdtemp(prefix="earful-export-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
+        trim_report = None
+        if trim is not None:
+            model, trim_report = trim_vocabulary(model, model_dir / TOKENIZER_FILE, trim, work / TOKENIZER_FILE)
+        else:
+            shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
+        encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
         export_onnx(model, work / "model.fp32.onnx")
-        variants = ["fp32"]
         if int8:
             quantize_int8(work / "model.fp32.onnx", work / "model.int8.onnx")
-            variants.insert(0, "int8")
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
             raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
-        shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
+        if not fp32:
+            (work / "model.fp32.onnx").unlink()
+        variants = [v for v, wanted in (("int8", int8), ("fp32", fp32)) if wanted]
         (work / "schema.json").write_text(json.dumps(model.schema.to_dict(), indent=2))
         (work / "calibration.json").write_text(json.dumps(calibration, indent=2))
         info = {
@@ -188,6 +249,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_label_agreement": parity.int8_label_agreement,
                 "texts": len(PARITY_TEXTS),
             },
+            "vocabulary_trim": trim_report,
         }
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}), **(provenance or {})}, indent=2))

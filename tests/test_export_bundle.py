@@ -102,3 +102,39 @@ def test_export_refuses_to_overwrite(tiny_run, tiny_bundle):
 
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_bundle(tiny_run, tiny_bundle, name="x", version="1")
+
+
+def test_vocabulary_trim_keeps_ids_aligned_and_reports_its_effect(tiny_run, tmp_path, tiny_data):
+    from earful.labelled import read_labelled
+    from earful.models.export import TrimSpec, export_bundle
+    from earful.models.predictor import Predictor
+
+    train_texts = read_labelled(tiny_data[0]).text
+    val_texts = read_labelled(tiny_data[1]).text
+    full = Predictor.load(export_bundle(tiny_run, tmp_path / "full", name="f", version="1", int8=False), variant="fp32")
+    out = export_bundle(tiny_run, tmp_path / "trim", name="t", version="1", int8=False,
+                        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=120))
+    report = json.loads((out / "metrics.json").read_text())["vocabulary_trim"]
+    assert report["pieces_after"] == 120 < report["pieces_before"]
+    assert set(report["label_agreement"]) == {"complaint_type", "sentiment", "troll", "lang"}
+    assert Predictor.load(out, variant="fp32").encoder.tokenizer.get_vocab_size() == 120
+    # keeping every piece the corpus uses: the corpus's texts predict exactly as before
+    # (same tokens, same embedding rows under new ids), with fewer pieces than the base vocabulary
+    out = export_bundle(tiny_run, tmp_path / "all", name="t", version="1", int8=False,
+                        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=10_000))
+    trimmed = Predictor.load(out, variant="fp32")
+    assert trimmed.encoder.tokenizer.get_vocab_size() < full.encoder.tokenizer.get_vocab_size()
+    a, b = full.probabilities(train_texts[:20]), trimmed.probabilities(train_texts[:20])
+    np.testing.assert_allclose(a.complaint_type, b.complaint_type, atol=1e-5)
+    np.testing.assert_allclose(a.lang, b.lang, atol=1e-5)
+
+
+def test_int8_only_bundle(tiny_run, tmp_path):
+    from earful.models.export import export_bundle
+
+    out = export_bundle(tiny_run, tmp_path / "b", name="x", version="1", fp32=False)
+    assert not (out / "model.fp32.onnx").exists()
+    b = Bundle.load(out)
+    assert b.variants == ("int8",)
+    with pytest.raises(BundleError, match="no 'fp32' model"):
+        b.onnx_path("fp32")
