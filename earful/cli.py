@@ -155,6 +155,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     os.execve(sys.executable, argv, env)
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from earful.eval.run import run_eval
+
+    try:
+        result = run_eval(args.data, Path(args.out), bundle=args.bundle, variant=args.variant, compare=args.compare,
+                          errors=args.errors, threads=args.threads)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    summary = {stem: {head: round(m["macro_f1"], 4) for head, m in heads.items()} for stem, heads in result.metrics.items()}
+    print(json.dumps({"out": str(result.out), "macro_f1": summary}, indent=2))
+
+
 def cmd_base(args: argparse.Namespace) -> None:
     from earful.models.encoder import prepare_base_encoder
 
@@ -207,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pieces", type=int, default=50_000, help="vocabulary size after trimming (default 50000)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="score a bundle on labelled files: metrics.json + report.md")
+    p.add_argument("data", nargs="+", help="labelled files (CSV/JSONL/Parquet)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, report.md and plots")
+    _bundle_args(p)
+    p.add_argument("--compare", metavar="OTHER_BUNDLE", help="also evaluate this bundle; report differences with bootstrap CIs")
+    p.add_argument("--errors", type=int, default=0, metavar="N", help="list the N most confident mistakes per head")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="run the HTTP classify service (BentoML)")
     p.add_argument("--host", default=os.environ.get("EARFUL_HOST", "127.0.0.1"), help="bind address (default 127.0.0.1: this machine only)")

@@ -120,3 +120,28 @@ def test_a_longer_run_actually_learns(tmp_path, tiny_base, tiny_data):
     # chance macro-F1 is ~0.33 for 3 languages; the synthetic languages are trivially separable
     assert scores["lang"] > 0.6, scores
     assert result.best_score > 0.4, scores
+
+
+def test_init_from_continues_a_previous_run(tmp_path, tiny_base, tiny_data, tiny_run):
+    # zero learning rates: the second stage must start (and stay) exactly where the first ended
+    train(tiny_config(tmp_path / "stage2", tiny_base, tiny_data, init_from=str(tiny_run), learning_rate=0.0,
+                      head_learning_rate=0.0, max_steps=2))
+    a = load_file(str(tiny_run / "best" / "model.safetensors"))
+    b = load_file(str(tmp_path / "stage2" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    with pytest.raises(TrainingError, match="lang head"):
+        train(tiny_config(tmp_path / "stage3", tiny_base, tiny_data, init_from=str(tiny_run), languages=["en", "es"], max_steps=1))
+
+
+def test_validation_subset_is_seeded_and_spread(tiny_data, tiny_base):
+    from earful.labelled import read_labelled
+    from earful.models.tokenization import TextEncoder
+    from earful.training.data import tokenize_sets
+
+    s = read_labelled(tiny_data[0])
+    enc = TextEncoder(tiny_base / "tokenizer.json", 32)
+    a = tokenize_sets([s], enc, ["de", "en", "es"], max_rows=30, seed=1)
+    b = tokenize_sets([s], enc, ["de", "en", "es"], max_rows=30, seed=1)
+    assert len(a) == 30 and a.input_ids == b.input_ids
+    assert len(set(a.labels["lang"].tolist())) == 3  # not just the first rows' language

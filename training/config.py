@@ -22,6 +22,9 @@ class TrainConfig:
     output_dir: str = "runs/model"
     #: ``multilingual-e5-small`` (built from the installed wheels) or a local transformers folder.
     base: str = "multilingual-e5-small"
+    #: Start from a previous run's trained model (its ``best/`` folder or run folder) instead of the bare
+    #: base encoder: a second stage that adds data keeps what the first learned. Same languages required.
+    init_from: str | None = None
     #: Languages of the lang head; default: every language with at least ``min_lang_rows`` training rows.
     languages: list[str] | None = None
     min_lang_rows: int = 50

@@ -70,8 +70,11 @@ class TokenizedData:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def tokenize_sets(sets: list[LabelledSet], encoder: TextEncoder, languages: list[str], max_rows: int | None = None) -> TokenizedData:
-    """Tokenize through ``datasets`` (batched map) and gather labels."""
+def tokenize_sets(sets: list[LabelledSet], encoder: TextEncoder, languages: list[str], max_rows: int | None = None,
+                  seed: int = 0) -> TokenizedData:
+    """Tokenize through ``datasets`` (batched map) and gather labels. With
+    ``max_rows``, each file contributes a seeded random subset of that size
+    (files are often sorted by language or label, so the first rows would not do)."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -79,11 +82,13 @@ def tokenize_sets(sets: list[LabelledSet], encoder: TextEncoder, languages: list
     sources: list[str] = []
     labels: dict[str, list[np.ndarray]] = {k: [] for k in ("complaint_type", "sentiment", "troll", "lang")}
     for s in sets:
-        n = len(s) if max_rows is None else min(len(s), max_rows)
-        texts.extend(s.text[:n])
-        sources.extend(s.source[:n])
+        rows = np.arange(len(s))
+        if max_rows is not None and len(s) > max_rows:
+            rows = np.sort(np.random.default_rng([seed, len(s)]).choice(len(s), size=max_rows, replace=False))
+        texts.extend(s.text[i] for i in rows)
+        sources.extend(s.source[i] for i in rows)
         for task, arr in encode_labels(s, languages).items():
-            labels[task].append(arr[:n])
+            labels[task].append(arr[rows])
     ds = datasets.Dataset.from_dict({"text": texts})
     ds = ds.map(lambda b: {"input_ids": encoder.encode_ids(b["text"])[0]}, batched=True, batch_size=1000, remove_columns=["text"])
     return TokenizedData(

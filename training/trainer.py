@@ -176,11 +176,13 @@ class Trainer:
         val_sets = load_sets(cfg.validation)
         self.languages = languages or cfg.languages or infer_languages(train_sets, cfg.min_lang_rows)
         self.train_data = tokenize_sets(train_sets, self.encoder, self.languages)
-        self.val_data = tokenize_sets(val_sets, self.encoder, self.languages, cfg.max_validation_rows)
+        self.val_data = tokenize_sets(val_sets, self.encoder, self.languages, cfg.max_validation_rows, cfg.seed)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(len(self.train_data) / cfg.batch_size))
         self.sampler = BalancedBatchSampler(self.train_data, cfg.batch_size, self.steps_per_epoch, cfg.sampling_alpha, cfg.seed, cfg.source_weights)
         torch.manual_seed(cfg.seed)
         self.model = MultiTaskModel.from_pretrained_encoder(base_dir, self.languages, cfg.max_length, prefix, cfg.dropout).to(self.device)
+        if cfg.init_from:
+            self._init_from(Path(cfg.init_from))
         self._freeze()
         head_params = [p for n, p in self.model.named_parameters() if n.startswith("heads.") and p.requires_grad]
         body = [(n, p) for n, p in self.model.named_parameters() if not n.startswith("heads.") and p.requires_grad]
@@ -196,6 +198,19 @@ class Trainer:
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)) if s >= warmup else (s + 1) / warmup
         )
         self.total_steps = total
+
+    def _init_from(self, source: Path) -> None:
+        from safetensors.torch import load_file
+
+        if (source / "best").is_dir():
+            source = source / "best"
+        if not (source / "network.json").is_file():
+            raise TrainingError(f"init_from {source} is not a trained model folder (no network.json)")
+        previous = json.loads((source / "network.json").read_text())
+        if previous["languages"] != self.languages:
+            raise TrainingError(f"init_from {source} has lang head {previous['languages']}, this run has {self.languages}; "
+                                "set `languages` in the config to the earlier run's list")
+        self.model.load_state_dict(load_file(str(source / "model.safetensors")))
 
     def _freeze(self) -> None:
         enc = self.model.encoder
