@@ -1,0 +1,62 @@
+"""The ``earful eval`` command's driver: predict, score, compare, report."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from earful.eval.evaluate import HEADS, bootstrap_macro_f1_difference, file_metrics, head_outcomes, most_confident_errors, predict_set
+from earful.eval.report import write_report
+from earful.labelled import read_labelled
+from earful.models.predictor import Predictor
+
+
+@dataclass
+class EvalResult:
+    metrics: dict
+    out: Path
+
+
+def _outcomes(predictor: Predictor, sets, desc: str):
+    from tqdm.auto import tqdm
+
+    total = sum(len(s) for s in sets)
+    with tqdm(total=total, desc=desc, unit="post", mininterval=0.5 if sys.stderr.isatty() else 30) as bar:
+        return {s.name: head_outcomes(s, predict_set(predictor, s, progress=bar)) for s in sets}
+
+
+def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: str = "int8", compare: str | None = None,
+             errors: int = 0, threads: int | None = None) -> EvalResult:
+    sets = [read_labelled(p, require_text=False) for p in paths]
+    stems = [s.name for s in sets]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f"two input files share a name stem ({stems}); metrics.json is keyed by stem, rename one")
+    predictor = Predictor.load(bundle, variant=variant, threads=threads)
+    outcomes = _outcomes(predictor, sets, f"eval {predictor.bundle.name}")
+    metrics = {name: file_metrics(o) for name, o in outcomes.items()}
+    error_lists = None
+    if errors:
+        by_name = {s.name: s for s in sets}
+        error_lists = {name: {h: most_confident_errors(by_name[name], o[h], errors) for h in HEADS if h in o} for name, o in outcomes.items()}
+    comparison = None
+    if compare:
+        other = Predictor.load(compare, variant=variant, threads=threads)
+        other_outcomes = _outcomes(other, sets, f"eval {other.bundle.name}")
+        comparison = {"other": {"name": other.bundle.name, "version": other.bundle.version}, "files": {}}
+        for name, o in outcomes.items():
+            rows = {}
+            for head in HEADS:
+                if head in o and head in other_outcomes[name]:
+                    a, b = o[head], other_outcomes[name][head]
+                    boot = bootstrap_macro_f1_difference(a, b)
+                    rows[head] = {"this": metrics[name][head]["macro_f1"],
+                                  "other": file_metrics(other_outcomes[name])[head]["macro_f1"], **boot}
+            comparison["files"][name] = rows
+    info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}
+    write_report(out, metrics, info, error_lists, comparison)
+    if comparison:
+        import json
+
+        (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
+    return EvalResult(metrics, out)

@@ -1,0 +1,99 @@
+"""Evaluation: metrics against hand-computed values, skipped heads, bootstrap, and the CLI contract."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from earful.eval.evaluate import HeadOutcome, bootstrap_macro_f1_difference, file_metrics, head_outcomes
+from earful.labelled import LabelledSet
+from earful.models.predictor import LabelScore, LanguageResult, Prediction
+
+
+def _pred(ct=None, ct_p=None, sent=None, troll=None, lang="en", conf=0.9):
+    cts = ("order_error", "product", "poor_service", "none")
+    ct_probs = dict(zip(cts, ct_p)) if ct_p else {}
+    return Prediction(LabelScore(ct, ct_probs), LabelScore(sent, {sent: 0.8} if sent else {}), troll,
+                      LanguageResult(lang, conf, "model"), False, 5)
+
+
+def _set(**cols):
+    n = len(cols["text"])
+    s = LabelledSet(name="fx", path=None)
+    s.text = cols["text"]
+    for k in ("complaint_type", "sentiment", "troll", "lang"):
+        setattr(s, k, cols.get(k, [None] * n))
+    s.source = ["fx"] * n
+    s.id = [str(i) for i in range(n)]
+    return s
+
+
+def test_complaint_metrics_by_hand_including_coarse_rows():
+    s = _set(text=["a", "b", "c", "d"], complaint_type=["order_error", "none", "complaint", "product"], lang=["en", "en", "en", "de"])
+    preds = [
+        _pred("order_error", (0.7, 0.1, 0.1, 0.1)),   # right
+        _pred("product", (0.1, 0.6, 0.1, 0.2)),       # wrong (none)
+        _pred("poor_service", (0.1, 0.1, 0.7, 0.1)),  # coarse row: binary only, right (a complaint)
+        _pred("none", (0.1, 0.2, 0.1, 0.6)),          # wrong
+    ]
+    m = file_metrics(head_outcomes(s, preds))["complaint_type"]
+    assert m["n"] == 3 and m["accuracy"] == pytest.approx(1 / 3)
+    # 4-way over 3 fine rows: order_error F1=1; none P=0 (pred once, wrong)... classes present: order_error, none, product
+    # order_error: 1.0; product: P=0 (1 pred wrong) R=0 -> 0; none: P=0 R=0 -> 0 => macro 1/3
+    assert m["macro_f1"] == pytest.approx(1 / 3)
+    # binary over 4 rows: truth C,N,C,C  pred C,C,C,N -> complaint P=2/3 R=2/3 F=2/3; none P=0 R=0 F=0 -> 1/3
+    assert m["binary_macro_f1"] == pytest.approx(1 / 3)
+    assert m["binary_n"] == 4
+    assert set(m["by_lang"]) == {"en", "de"} and m["by_lang"]["de"]["n"] == 1
+    # ECE over the 3 fine rows: confidences .7 (right) .6 (wrong) .6 (wrong): bins differ (.7 vs .6)
+    assert m["ece"] == pytest.approx((1 / 3) * abs(1 - 0.7) + (2 / 3) * abs(0 - 0.6))
+
+
+def test_unlabelled_heads_are_skipped_not_failed():
+    s = _set(text=["x", "y"], sentiment=["positive", "negative"])
+    m = file_metrics(head_outcomes(s, [_pred(sent="positive", lang="en"), _pred(sent="positive", lang="en")]))
+    assert set(m) == {"sentiment"}  # no complaint/troll/lang labels: no entries
+    assert m["sentiment"]["accuracy"] == 0.5
+
+
+def test_troll_calibration_uses_the_predicted_labels_confidence():
+    s = _set(text=["a", "b"], troll=[1, 0])
+    m = file_metrics(head_outcomes(s, [_pred(troll=0.8), _pred(troll=0.3)]))["troll"]
+    assert m["accuracy"] == 1.0
+    # confidences 0.8 and 0.7, both right: ECE = 0.5*0.2 + 0.5*0.3
+    assert m["ece"] == pytest.approx(0.25)
+
+
+def _outcome(y_true, y_pred):
+    n = len(y_true)
+    return HeadOutcome(["a", "b"], np.array(y_true), np.array(y_pred), np.ones(n), np.arange(n), ["en"] * n)
+
+
+def test_bootstrap_difference_and_interval():
+    truth = [0, 1] * 50
+    perfect = _outcome(truth, truth)
+    flipped = _outcome(truth, [1 - t for t in truth[:20]] + truth[20:])  # 20 of 100 wrong
+    r = bootstrap_macro_f1_difference(flipped, perfect, samples=500)
+    assert r["difference"] == pytest.approx(1 - 0.8)  # balanced errors: macro-F1 of flipped is 0.8
+    lo, hi = r["ci95"]
+    assert 0.1 < lo < r["difference"] < hi < 0.3
+    same = bootstrap_macro_f1_difference(perfect, perfect, samples=100)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "earful.cli", "eval", str(tiny_data[1]), "--bundle", str(tiny_bundle),
+                        "--out", str(out), "--errors", "2", "--compare", str(tiny_bundle)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())["val"]
+    for head in ("complaint_type", "sentiment", "troll", "lang"):
+        assert {"n", "accuracy", "macro_f1", "ece", "by_lang"} <= set(m[head]), head
+    assert "binary_macro_f1" in m["complaint_type"]
+    report = (out / "report.md").read_text()
+    assert "Most confident mistakes" in report and "Comparison with tiny-test" in report
+    assert (out / "val_sentiment_confusion.png").stat().st_size > 1000
+    comp = json.loads((out / "comparison.json").read_text())
+    assert comp["files"]["val"]["sentiment"]["difference"] == 0  # a bundle against itself
