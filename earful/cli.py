@@ -167,6 +167,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps({"out": str(result.out), "macro_f1": summary}, indent=2))
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from earful.batch.score import ScoreError, ScoreOptions, score
+
+    options = ScoreOptions(text_column=args.text_column, columns=args.columns, chunk_size=args.chunk_size, workers=args.workers,
+                           bundle=args.bundle, variant=args.variant, batch_size=args.batch_size)
+    try:
+        summary = score(args.input, args.output, options, resume=args.resume, overwrite=args.overwrite)
+    except ScoreError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(asdict(summary), indent=2))
+
+
 def cmd_base(args: argparse.Namespace) -> None:
     from earful.models.encoder import prepare_base_encoder
 
@@ -227,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="OTHER_BUNDLE", help="also evaluate this bundle; report differences with bootstrap CIs")
     p.add_argument("--errors", type=int, default=0, metavar="N", help="list the N most confident mistakes per head")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("score", help="score an archive (CSV/JSONL/Parquet, gz/zst) into Parquet/CSV/JSONL, resumably")
+    p.add_argument("input", help="posts to score; needs a text column")
+    p.add_argument("-o", "--output", required=True, help="output file (.parquet, .csv, .jsonl; .gz/.zst for the text formats)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--columns", nargs="+", help="input columns to keep (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own onnxruntime session (default 1)")
+    p.add_argument("--chunk-size", type=int, default=2000, help="rows per checkpointed part (default 2000)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--bundle", help="bundle folder (default: models/default)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("serve", help="run the HTTP classify service (BentoML)")
     p.add_argument("--host", default=os.environ.get("EARFUL_HOST", "127.0.0.1"), help="bind address (default 127.0.0.1: this machine only)")

@@ -1,0 +1,357 @@
+"""``earful score``: score an archive of posts, in bounded memory, resumably.
+
+How nothing is lost or doubled:
+
+* The input is read as a stream and cut into chunks of ``chunk_size`` rows;
+  chunk *k* is always input rows ``[k·C, (k+1)·C)``.
+* Each scored chunk is written to ``<OUT>.partial/part-<k>.parquet`` through a
+  temporary file and an atomic rename, so a part on disk is always complete.
+  Parts are written in chunk order, so the parts present are always chunks
+  ``0..n-1``.
+* ``--resume`` checks that the input and options are the ones recorded in
+  ``<OUT>.partial/run.json``, skips the ``n·C`` rows already scored and goes on.
+* When every chunk is done the parts are joined into ``OUT`` through a
+  temporary file and an atomic rename: ``OUT`` exists only when complete.
+
+Rows with nothing to score (null, empty or undecodable text) get
+``status`` = ``null``/``empty``/``undecodable`` and ``lang`` = ``und``; they
+are counted and kept, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows
+
+PART_GLOB = "part-*.parquet"
+RUN_FILE = "run.json"
+
+
+class ScoreError(RuntimeError):
+    """A scoring run cannot start or continue; the message says what to do."""
+
+
+@dataclass
+class ScoreOptions:
+    text_column: str = "text"
+    columns: list[str] | None = None
+    chunk_size: int = 2000
+    workers: int = 1
+    bundle: str | None = None
+    variant: str = "int8"
+    batch_size: int = 32
+
+
+@dataclass
+class ScoreSummary:
+    output: str
+    rows: int
+    seconds: float
+    rows_per_second: float
+    status_counts: dict[str, int] = field(default_factory=dict)
+    resumed_from_row: int = 0
+    columns_kept: list[str] = field(default_factory=list)
+    #: Rows (JSONL) carrying fields that the first row lacked; those fields are not in the output.
+    rows_with_fields_not_kept: int = 0
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def prediction_columns() -> list[str]:
+    return ["complaint_type", "complaint_type_p_order_error", "complaint_type_p_product", "complaint_type_p_poor_service",
+            "complaint_type_p_none", "sentiment", "sentiment_p_negative", "sentiment_p_neutral", "sentiment_p_positive",
+            "troll", "lang", "lang_confidence", "lang_source", "truncated", "n_tokens", "status"]
+
+
+# -- worker side ------------------------------------------------------------
+_PREDICTOR = None
+
+
+def _init_worker(bundle: str | None, variant: str, threads: int) -> None:
+    global _PREDICTOR
+    from earful.models.predictor import Predictor
+
+    _PREDICTOR = Predictor.load(bundle, variant=variant, threads=threads)
+
+
+def _score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
+    """Predictions for one chunk of raw text cells (None, undecodable or str)."""
+    status = []
+    clean = []
+    for t in texts:
+        if t is None:
+            status.append("null")
+            clean.append("")
+        elif not isinstance(t, str):
+            status.append("ok")
+            clean.append(str(t))
+        elif has_undecodable(t):
+            status.append("undecodable")
+            clean.append("")
+        else:
+            status.append(None)
+            clean.append(t)
+    preds = _PREDICTOR.predict(clean, batch_size=batch_size)
+    rows = []
+    for st, p in zip(status, preds):
+        ct, sent = p.complaint_type, p.sentiment
+        rows.append({
+            "complaint_type": ct.label,
+            **{f"complaint_type_p_{k}": ct.probabilities.get(k) for k in ("order_error", "product", "poor_service", "none")},
+            "sentiment": sent.label,
+            **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in ("negative", "neutral", "positive")},
+            "troll": p.troll,
+            "lang": p.lang.code,
+            "lang_confidence": p.lang.confidence,
+            "lang_source": p.lang.source,
+            "truncated": p.truncated,
+            "n_tokens": p.n_tokens,
+            "status": st if st in ("null", "undecodable") else p.status,
+        })
+    return rows
+
+
+def _score_chunk(args: tuple[int, list[Any], int]) -> tuple[int, list[dict[str, Any]]]:
+    k, texts, batch_size = args
+    return k, _score_texts(texts, batch_size)
+
+
+# -- parent side --------------------------------------------------------------
+def _chunks(path: Path, options: ScoreOptions, skip_rows: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(chunk index, rows) from ``skip_rows`` on."""
+    k = skip_rows // options.chunk_size
+    rows: list[dict[str, Any]] = []
+    seen = 0
+    for row in iter_rows(path):
+        seen += 1
+        if seen <= skip_rows:
+            continue
+        rows.append(row.data)
+        if len(rows) == options.chunk_size:
+            yield k, rows
+            k += 1
+            rows = []
+    if rows:
+        yield k, rows
+
+
+def _stringify(v: Any) -> Any:
+    """Input cells of JSONL/CSV become strings (nested values as JSON), so every
+    part has the same schema whatever each chunk happened to contain. Bytes that
+    were not UTF-8 are kept visible as U+FFFD in the copied columns."""
+    if v is None:
+        return v
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if has_undecodable(v) else v
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def _write_part(partial: Path, k: int, inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str],
+                typed: bool, schema) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = []
+    for src, pred in zip(inputs, preds):
+        record = {c: (src.get(c) if typed else _stringify(src.get(c))) for c in keep}
+        record.update(pred)
+        records.append(record)
+    table = pa.Table.from_pylist(records, schema=schema)
+    tmp = partial / f".part-{k:08d}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, partial / f"part-{k:08d}.parquet")
+
+
+def output_schema(src: Path, keep: list[str], typed: bool):
+    """Input columns (their Parquet types, or strings for CSV/JSONL) then earful's columns."""
+    import pyarrow as pa
+
+    if typed:
+        import pyarrow.parquet as pq
+
+        in_schema = pq.read_schema(src)
+        input_fields = [in_schema.field(c) for c in keep]
+    else:
+        input_fields = [pa.field(c, pa.string()) for c in keep]
+    f64, s = pa.float64(), pa.string()
+    pred_fields = [pa.field("complaint_type", s)] + [pa.field(f"complaint_type_p_{k}", f64) for k in ("order_error", "product", "poor_service", "none")]
+    pred_fields += [pa.field("sentiment", s)] + [pa.field(f"sentiment_p_{k}", f64) for k in ("negative", "neutral", "positive")]
+    pred_fields += [pa.field("troll", f64), pa.field("lang", s), pa.field("lang_confidence", f64), pa.field("lang_source", s),
+                    pa.field("truncated", pa.bool_()), pa.field("n_tokens", pa.int64()), pa.field("status", s)]
+    clash = [c for c in keep if c in prediction_columns()]
+    if clash:
+        raise ScoreError(f"input columns {clash} clash with earful's output columns; rename them or leave them out with --columns")
+    return pa.schema(input_fields + pred_fields)
+
+
+def _assemble(partial: Path, out: Path) -> int:
+    """Join the parts into OUT (via a temporary file and an atomic rename)."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(partial.glob(PART_GLOB))
+    fmt = detect_format(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    rows = 0
+    if fmt.format == "parquet":
+        writer = None
+        for p in parts:
+            table = pq.read_table(p)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:
+            raise ScoreError("no rows were scored: the input is empty")
+        writer.close()
+    else:
+        from earful.tabular import _open_binary  # same compression handling as the readers
+
+        import csv
+        import io
+
+        with io.TextIOWrapper(_open_binary(tmp, fmt.compression, "wb"), encoding="utf-8", newline="") as f:
+            writer = None
+            for p in parts:
+                for rec in pq.read_table(p).to_pylist():
+                    rows += 1
+                    if fmt.format == "jsonl":
+                        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    else:
+                        if writer is None:
+                            writer = csv.DictWriter(f, fieldnames=list(rec))
+                            writer.writeheader()
+                        writer.writerow(rec)
+    os.replace(tmp, out)
+    return rows
+
+
+def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions | None = None, resume: bool = False,
+          overwrite: bool = False, progress: bool = True) -> ScoreSummary:
+    options = options or ScoreOptions()
+    src, out = Path(input_path), Path(output_path)
+    if not src.is_file():
+        raise ScoreError(f"{src}: no such file")
+    in_fmt = detect_format(src)
+    detect_format(out)  # fail fast on an unknown output format
+    keep = _kept_columns(src, options)  # also checks the text column, before anything is written
+    schema = output_schema(src, keep, in_fmt.format == "parquet")
+    partial = out.with_name(out.name + ".partial")
+    run_record = {"input": _fingerprint(src), "options": {k: v for k, v in asdict(options).items() if k != "workers"}}
+    if out.exists() and not overwrite and not resume:
+        raise ScoreError(f"{out} already exists; pass --overwrite to replace it")
+    if partial.exists() and not resume:
+        raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, or delete that folder to start over")
+    skip = 0
+    if resume and partial.exists():
+        recorded = json.loads((partial / RUN_FILE).read_text())
+        if recorded != run_record:
+            raise ScoreError(f"cannot resume: the input file or options changed since the interrupted run ({partial / RUN_FILE})")
+        for stray in partial.glob(".part-*.tmp"):  # a part cut off mid-write; its chunk is redone
+            stray.unlink()
+        done = sorted(int(p.stem.split("-")[1]) for p in partial.glob(PART_GLOB))
+        if done != list(range(len(done))):
+            raise ScoreError(f"{partial} has gaps in its parts {done[:10]}…; delete it and start over")
+        skip = len(done) * options.chunk_size
+    elif resume and out.exists():
+        raise ScoreError(f"{out} is already complete; nothing to resume")
+    else:
+        partial.mkdir(parents=True)
+        (partial / RUN_FILE).write_text(json.dumps(run_record, indent=2))
+
+    typed = in_fmt.format == "parquet"
+    total = count_rows(src)
+    extra_fields = 0
+    started = time.monotonic()
+    status_counts: dict[str, int] = {}
+    scored = 0
+    workers = max(1, options.workers)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=skip, unit="row", desc="score", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
+    pool = None
+    try:
+        if workers == 1:
+            _init_worker(options.bundle, options.variant, threads)
+            results = _serial(_chunks(src, options, skip), options)
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options.bundle, options.variant, threads))
+            results = _windowed(pool, _chunks(src, options, skip), options, window=2 * workers)
+        known = set(keep) | {options.text_column}
+        for k, rows, preds in results:
+            _write_part(partial, k, rows, preds, keep, typed, schema)
+            extra_fields += sum(1 for r in rows if options.columns is None and not known.issuperset(r))
+            for p in preds:
+                status_counts[p["status"]] = status_counts.get(p["status"], 0) + 1
+            scored += len(rows)
+            bar.update(len(rows))
+    except KeyboardInterrupt:
+        raise ScoreError(f"interrupted after {skip + scored} rows; run again with --resume to finish") from None
+    except TableError as e:
+        raise ScoreError(str(e)) from None
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    rows_total = _assemble(partial, out)
+    shutil.rmtree(partial)
+    seconds = time.monotonic() - started
+    return ScoreSummary(str(out), rows_total, round(seconds, 2), round(scored / seconds, 1) if seconds else 0.0, status_counts, skip,
+                        keep, extra_fields)
+
+
+def _kept_columns(src: Path, options: ScoreOptions) -> list[str]:
+    """The input columns carried to the output: ``--columns``, or the first row's.
+    Fixed for the whole run, so every part has one schema."""
+    try:
+        first = next(iter_rows(src))
+    except StopIteration:
+        raise ScoreError(f"{src}: no rows to score") from None
+    except TableError as e:
+        raise ScoreError(str(e)) from None
+    if options.text_column not in first.data:
+        raise ScoreError(f"{src} line {first.line}: no '{options.text_column}' column (columns: {', '.join(map(str, first.data))}); "
+                         "choose the text column with --text-column")
+    if options.columns is not None:
+        missing = [c for c in options.columns if c not in first.data]
+        if missing:
+            raise ScoreError(f"{src}: --columns names columns that are not in the input: {missing}")
+        return list(options.columns)
+    return list(first.data)
+
+
+def _serial(chunks, options: ScoreOptions):
+    for k, rows in chunks:
+        _, preds = _score_chunk((k, [r.get(options.text_column) for r in rows], options.batch_size))
+        yield k, rows, preds
+
+
+def _windowed(pool, chunks, options: ScoreOptions, window: int):
+    """Ordered results with at most ``window`` chunks in flight: memory stays
+    bounded however large the input (``Pool.imap`` would read ahead without limit)."""
+    in_flight: deque = deque()
+    for k, rows in chunks:
+        in_flight.append((k, rows, pool.apply_async(_score_chunk, ((k, [r.get(options.text_column) for r in rows], options.batch_size),))))
+        if len(in_flight) >= window:
+            k0, rows0, res = in_flight.popleft()
+            yield k0, rows0, res.get()[1]
+    while in_flight:
+        k0, rows0, res = in_flight.popleft()
+        yield k0, rows0, res.get()[1]
