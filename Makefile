@@ -9,7 +9,11 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test model data bench eval-report clean
+.PHONY: install serve test model data bench clean
+
+TRAIN_FILES := $(wildcard data/train/*.csv.gz)
+VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
+MODEL_VERSION ?= 0.1.0
 
 install: $(STAMP)
 
@@ -26,6 +30,20 @@ serve: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The default model: train on data/ with the recipe, then export an int8-only bundle with the
+# vocabulary trimmed to the pieces the training data uses most (measured on the validation files).
+model: install
+	$(BIN)/earful train --config training/configs/default.toml $(if $(wildcard runs/default-stage1/checkpoint),--resume)
+	$(BIN)/earful export runs/default-stage1 --out runs/default-bundle-full --name earful-default --version $(MODEL_VERSION) \
+		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
+	$(BIN)/earful export runs/default-stage1 --out models/default --name earful-default --version $(MODEL_VERSION) \
+		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32 \
+		--trim-vocab $(TRAIN_FILES) --trim-check $(VALIDATION_FILES) --max-pieces 48000
+
+# Rebuild data/ from ../shared/data (deterministic; see data/README.md).
+data: install
+	$(BIN)/python data/tools/build_data.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

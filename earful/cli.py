@@ -124,8 +124,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.trim_vocab:
         if not args.trim_check:
             raise UsageError("--trim-vocab needs --trim-check FILES: held-out labelled files to measure the trim's effect on")
+        import random
+
         corpus = [t for f in args.trim_vocab for t in read_labelled(f).text]
         held_out = [t for f in args.trim_check for t in read_labelled(f).text]
+        if len(held_out) > args.trim_check_rows:  # a seeded sample keeps the check to minutes on a CPU
+            held_out = random.Random(0).sample(held_out, args.trim_check_rows)
         trim = TrimSpec(corpus=corpus, held_out=held_out, max_pieces=args.max_pieces)
     out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
                         fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim)
@@ -181,6 +185,32 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(json.dumps(asdict(summary), indent=2))
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    import glob
+
+    from earful.eval.bench import run_bench, write_bench
+
+    files = args.data or sorted(glob.glob(str(Path(args.data_dir) / "validation" / "*.csv.gz")))
+    if not files:
+        raise UsageError(f"no posts to benchmark on: {args.data_dir}/validation/ is empty; pass --data FILES")
+    try:
+        result = run_bench(files, bundle=args.bundle, n_posts=args.posts, latency_posts=args.latency_posts, threads=args.threads,
+                           with_transformers=not args.no_transformers)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    write_bench(result, Path(args.out))
+    print((Path(args.out) / "bench.md").read_text())
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from earful.batch.report import SpikeRule, write_report
+
+    rule = SpikeRule(window=args.window, z_threshold=args.z, min_count=args.min_count)
+    summary = write_report(args.scored, args.output, time_column=args.time_column, rule=rule)
+    print(json.dumps({"report": args.output, "rows": summary.rows, "scored": summary.scored, "days": len(summary.days),
+                      "spikes": len(summary.spikes), "unparsed_times": summary.unparsed_times}, indent=2))
+
+
 def cmd_base(args: argparse.Namespace) -> None:
     from earful.models.encoder import prepare_base_encoder
 
@@ -231,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-vocab", nargs="+", metavar="FILE", help="keep only the vocabulary pieces these labelled files use most")
     p.add_argument("--trim-check", nargs="+", metavar="FILE", help="held-out labelled files on which to measure the trim's effect")
     p.add_argument("--max-pieces", type=int, default=50_000, help="vocabulary size after trimming (default 50000)")
+    p.add_argument("--trim-check-rows", type=int, default=3000, help="held-out texts sampled for the trim check (default 3000)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
@@ -255,6 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="bundle folder (default: models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("bench", help="throughput, latency, memory vs transformers and langdetect; writes bench.json + bench.md")
+    p.add_argument("--out", required=True, help="folder for bench.json and bench.md")
+    p.add_argument("--bundle", help="bundle folder (default: models/default)")
+    p.add_argument("--data", nargs="+", help="labelled files to draw posts from (default: data/validation/*)")
+    p.add_argument("--data-dir", default="data", help=argparse.SUPPRESS)
+    p.add_argument("--posts", type=int, default=1000, help="posts for the throughput runs (default 1000)")
+    p.add_argument("--latency-posts", type=int, default=100, help="posts timed one by one for latency (default 100)")
+    p.add_argument("--threads", type=int, help="threads for every path (default: all cores)")
+    p.add_argument("--no-transformers", action="store_true", help="skip the PyTorch reference")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="self-contained HTML report (+ .json/.md) of a scored archive, with early-warning spikes")
+    p.add_argument("scored", help="the output of earful score")
+    p.add_argument("-o", "--output", required=True, help="report .html (the .json and .md summaries go beside it)")
+    p.add_argument("--time-column", help="timestamp column (ISO 8601, epoch seconds or Twitter's format) for trends and spikes")
+    p.add_argument("--window", type=int, default=14, help="days of history a day is compared with (default 14)")
+    p.add_argument("--z", type=float, default=3.5, help="robust z-score that makes a spike (default 3.5)")
+    p.add_argument("--min-count", type=int, default=5, help="smallest daily count that can be a spike (default 5)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("serve", help="run the HTTP classify service (BentoML)")
     p.add_argument("--host", default=os.environ.get("EARFUL_HOST", "127.0.0.1"), help="bind address (default 127.0.0.1: this machine only)")

@@ -252,7 +252,8 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             "vocabulary_trim": trim_report,
         }
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}), **(provenance or {})}, indent=2))
+        (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}),
+                                                          "encoder_config": model.encoder.config.to_dict(), **(provenance or {})}, indent=2))
         (work / "MODEL_CARD.md").write_text(_model_card(info, metrics, card))
         write_manifest(work)
         if out_dir.exists():
