@@ -66,7 +66,6 @@ def _rss_mb() -> float:
 
 def _matmul_peak(kind: str, threads: int, size: int = 1024, repeats: int = 8) -> float:
     """GFLOP/s of one square matmul in onnxruntime (MatMul fp32 or MatMulInteger int8)."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -81,7 +80,7 @@ def _matmul_peak(kind: str, threads: int, size: int = 1024, repeats: int = 8) ->
     graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["c"])], "mm",
                               [helper.make_tensor_value_info("a", a_t, [size, size]), helper.make_tensor_value_info("b", b_t, [size, size])],
                               [helper.make_tensor_value_info("c", out_t, [size, size])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
