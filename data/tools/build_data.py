@@ -836,7 +836,7 @@ def lingua_langid(shared: Path, **_) -> Source:
     name, stats = "lingua_langid", {}
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for i, r in enumerate(read_csv(shared / "langid-lingua" / "lingua_langid.csv")):
-        groups[(r["lang"], r["kind"])].append(Row(f"{name}:{i}", r["text"], r["lang"], source=name))
+        groups[(r["lang"], r["kind"])].append(Row(f"{name}:{r['kind']}:{i}", r["text"], r["lang"], source=name))
     stats["read"] = sum(map(len, groups.values()))
     train, val = [], []
     for (lang, kind), rows in sorted(groups.items()):
