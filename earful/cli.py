@@ -179,7 +179,14 @@ def cmd_score(args: argparse.Namespace) -> None:
     options = ScoreOptions(text_column=args.text_column, columns=args.columns, chunk_size=args.chunk_size, workers=args.workers,
                            bundle=args.bundle, variant=args.variant, batch_size=args.batch_size)
     try:
-        summary = score(args.input, args.output, options, resume=args.resume, overwrite=args.overwrite)
+        if args.engine == "ray":
+            if args.resume:
+                raise UsageError("--resume is for the local engine; with Ray, rerun the job (Ray retries failed tasks itself)")
+            from earful.batch.ray_engine import score_with_ray
+
+            summary = score_with_ray(args.input, args.output, options, address=args.ray_address, overwrite=args.overwrite)
+        else:
+            summary = score(args.input, args.output, options, resume=args.resume, overwrite=args.overwrite)
     except ScoreError as e:
         raise UsageError(str(e)) from None
     print(json.dumps(asdict(summary), indent=2))
@@ -280,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--text-column", default="text")
     p.add_argument("--columns", nargs="+", help="input columns to keep (default: all)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own onnxruntime session (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (Ray: actors), each with its own onnxruntime session (default 1)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or a Ray cluster via Ray Data")
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
     p.add_argument("--chunk-size", type=int, default=2000, help="rows per checkpointed part (default 2000)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--bundle", help="bundle folder (default: models/default)")

@@ -107,3 +107,20 @@ def test_existing_output_needs_overwrite(tiny_bundle, tmp_path):
     (tmp_path / "o.parquet").write_text("x")
     with pytest.raises(ScoreError, match="--overwrite"):
         score(tmp_path / "in.csv", tmp_path / "o.parquet", ScoreOptions(bundle=str(tiny_bundle)), progress=False)
+
+
+def test_ray_engine_on_a_local_instance_matches_the_local_engine(tiny_bundle, tmp_path):
+    pytest.importorskip("ray", reason="the Ray engine is the optional `ray` extra; make install installs it")
+    from earful.batch.ray_engine import score_with_ray
+
+    rows = _rows(120) + [{"id": "nul", "text": None, "n": 0}]
+    write_rows(tmp_path / "in.jsonl", rows)
+    opts = ScoreOptions(bundle=str(tiny_bundle), chunk_size=25, workers=1)
+    ray_summary = score_with_ray(tmp_path / "in.jsonl", tmp_path / "ray.parquet", opts)
+    local_summary = score(tmp_path / "in.jsonl", tmp_path / "local.parquet", opts, progress=False)
+    assert ray_summary.rows == local_summary.rows == 121
+    assert ray_summary.status_counts == local_summary.status_counts
+    a = pq.read_table(tmp_path / "ray.parquet").to_pylist()
+    b = pq.read_table(tmp_path / "local.parquet").to_pylist()
+    assert [r["id"] for r in a] == [r["id"] for r in b]  # same rows, same order
+    assert [r["complaint_type"] for r in a] == [r["complaint_type"] for r in b]

@@ -1,0 +1,84 @@
+"""Report on the hand annotation: who/how, label counts, and agreement (Cohen's kappa).
+
+Run from the repo root after the label files are complete:
+
+    .venv/bin/python data/tools/annotation_report.py
+
+Reads data/annotation/batches/*.csv (what was drawn) and data/annotation/labels/*.csv
+(the labels), computes Cohen's kappa between the first pass and the independent
+second pass on the rows both labelled, and rewrites the "Hand annotation" section
+of data/README.md (everything after that heading) with the figures.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1]
+BATCHES = DATA / "annotation" / "batches"
+LABELS = DATA / "annotation" / "labels"
+HEADING = "## Hand annotation"
+FIELDS = ("complaint_type", "sentiment", "troll")
+
+
+def read(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return {r["item_id"]: r for r in csv.DictReader(f)}
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float:
+    """(observed agreement − chance agreement) / (1 − chance agreement)."""
+    n = len(a)
+    if n == 0:
+        return float("nan")
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / (n * n)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def main() -> None:
+    first: dict[str, dict[str, str]] = {}
+    lines = [HEADING, "", "Who and how: every label below was assigned by reading the post, one at a time, following "
+             "`../shared/ANNOTATION.md`, by LLM annotation agents (Claude, run as separate helper sessions of the earful "
+             "developers), one agent per batch; no keyword rule or model prediction was used to assign a label. "
+             "The second pass was made by a separate agent that saw only the texts, not the first labels.", "",
+             "| batch | drawn | labelled | order_error | product | poor_service | none |", "|---|---|---|---|---|---|---|"]
+    for batch in sorted(BATCHES.glob("*.csv")):
+        if batch.stem == "second_pass":
+            continue
+        drawn = read(batch)
+        path = LABELS / batch.name
+        labelled = read(path) if path.exists() else {}
+        if labelled and set(labelled) != set(drawn):
+            raise SystemExit(f"{path}: labels do not cover exactly the drawn rows of {batch}")
+        first.update(labelled)
+        c = Counter(r["complaint_type"] for r in labelled.values())
+        lines.append(f"| {batch.stem} | {len(drawn)} | {len(labelled)} | " + " | ".join(str(c[k]) for k in ("order_error", "product", "poor_service", "none")) + " |")
+    second_path = LABELS / "second_pass.csv"
+    lines.append("")
+    if second_path.exists():
+        second = read(second_path)
+        common = sorted(set(second) & set(first))
+        lines += [f"Agreement between the first pass and the independent second pass on {len(common)} rows:", "",
+                  "| label | Cohen's kappa | raw agreement |", "|---|---|---|"]
+        views = {f: (lambda r, f=f: r[f]) for f in FIELDS}
+        views["complaint vs none"] = lambda r: "none" if r["complaint_type"] == "none" else "complaint"
+        for name, get in views.items():
+            a = [get(first[i]) for i in common]
+            b = [get(second[i]) for i in common]
+            lines.append(f"| {name} | {cohen_kappa(a, b):.3f} | {sum(x == y for x, y in zip(a, b)) / len(common):.3f} |")
+        lines += ["", "The first pass's labels are the ones used for training and validation."]
+    else:
+        lines.append("The second pass is not complete yet; no agreement figures.")
+    readme = DATA / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    head = text.split(HEADING)[0].rstrip() + "\n\n"
+    readme.write_text(head + "\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
