@@ -118,23 +118,12 @@ def check_parity(model: MultiTaskModel, encoder: TextEncoder, fp32: Path, int8: 
     return ParityReport(d32, d8, agree)
 
 
-def _head_outputs(model: MultiTaskModel, encoder: TextEncoder, texts: list[str], batch_size: int = 64) -> list[np.ndarray]:
-    """Probabilities per head (torch, fp32), batched in length order."""
-    import torch
-
+def _head_outputs(model: MultiTaskModel, encoder: TextEncoder, texts: list[str]) -> list[np.ndarray]:
+    """Probabilities per head (torch, fp32), in text order."""
     from earful.metrics import sigmoid, softmax
 
-    ids, _ = encoder.encode_ids(texts)
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    chunks: list[list[np.ndarray]] = [[] for _ in model.schema.tasks]
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            input_ids, mask = encoder.pad([ids[i] for i in idx])
-            for k, (task, out) in enumerate(zip(model.schema.tasks, model(torch.from_numpy(input_ids), torch.from_numpy(mask)))):
-                chunks[k].append(sigmoid(out.numpy()) if task.kind == "binary" else softmax(out.numpy()))
-    inverse = np.argsort(order)
-    return [np.concatenate(c)[inverse] for c in chunks]
+    logits = model.logits(encoder.encode_ids(texts)[0], encoder.pad)
+    return [sigmoid(logits[t.name]) if t.kind == "binary" else softmax(logits[t.name]) for t in model.schema.tasks]
 
 
 def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec, out_tokenizer: Path) -> tuple[MultiTaskModel, dict]:

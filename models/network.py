@@ -76,6 +76,26 @@ class MultiTaskModel(nn.Module):
             outputs.append(logits.squeeze(-1) if task.kind == "binary" else logits)
         return tuple(outputs)
 
+    def logits(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu") -> dict[str, "np.ndarray"]:
+        """Logits per head for tokenized texts, run in length-sorted batches (for
+        speed) and returned in input order. ``pad`` turns a list of id lists into
+        (input_ids, attention_mask) arrays (``TextEncoder.pad``)."""
+        import numpy as np
+
+        self.eval()
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        names = [t.name for t in self.schema.tasks]
+        chunks: dict[str, list] = {n: [] for n in names}
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                input_ids, mask = pad([ids[i] for i in idx])
+                out = self(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device))
+                for n, o in zip(names, out):
+                    chunks[n].append(o.float().cpu().numpy())
+        inverse = np.argsort(order)
+        return {n: np.concatenate(c)[inverse] for n, c in chunks.items()}
+
     def save(self, directory: Path) -> None:
         from safetensors.torch import save_file
 

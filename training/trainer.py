@@ -103,21 +103,8 @@ def _device(name: str) -> torch.device:
 
 
 def predict_logits(model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Logits for every row, batched in length order for speed, returned in row order."""
-    model.eval()
-    order = np.argsort(data.lengths, kind="stable")
-    names = [t.name for t in model.schema.tasks]
-    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            ids, mask = encoder.pad([data.input_ids[i] for i in idx])
-            out = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-            for n, o in zip(names, out):
-                chunks[n].append(o.float().cpu().numpy())
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return {n: np.concatenate(c)[inverse] for n, c in chunks.items()}
+    """Logits for every row of a split, in row order."""
+    return model.logits(data.input_ids, encoder.pad, batch_size, device)
 
 
 def head_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], n_langs: int) -> dict[str, float]:
