@@ -20,12 +20,12 @@ and a tokenizer JSON only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from earful.hashing import sha256_file
 from earful.schema import Schema
 
 MANIFEST = "manifest.json"
@@ -36,14 +36,6 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 
 class BundleError(RuntimeError):
     """A bundle is missing, incomplete or fails verification."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_manifest(directory: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ later load is a plain ``AutoModel.from_pretrained(folder)`` with no network.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -23,6 +22,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
+
+from earful.hashing import sha256_file
 
 BASE_NAME = "multilingual-e5-small"
 WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
@@ -51,16 +52,8 @@ def _package_file(package: str, relative: str, install_hint: str) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verify(path: Path, expected: str) -> None:
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != expected:
         raise EncoderSourceError(
             f"{path} has sha256 {got}, expected {expected}: not the file earful was built for; "
