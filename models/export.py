@@ -78,18 +78,89 @@ def export_onnx(model: MultiTaskModel, path: Path) -> None:
         )
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
+#: A MatMul whose input's range is this many times its RMS on the parity posts is an outlier
+#: layer: one dynamic int8 scale per tensor would leave its typical values a handful of levels.
+OUTLIER_RANGE_RATIO = 100.0
+
+
+def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarray,
+                    ratio: float = OUTLIER_RANGE_RATIO) -> dict[str, float]:
+    """MatMuls (with a constant weight) whose activation input is heavy-tailed.
+
+    Dynamic int8 quantizes each activation tensor with a single scale set by its
+    extremes. In e5-small a few feed-forward down-projections see GELU outputs
+    whose range is 100-180x their RMS (most are 25-70x), and quantizing just
+    those moves the pooled embedding most (measured: centred cosine to fp32
+    0.979 with all layers int8, 0.990 with only layer 4's down-projection kept
+    in float). Returns ``{node name: range/RMS}`` for the outliers."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    model = onnx.load(str(fp32))
+    weights = {i.name for i in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    known = {o.name for o in model.graph.output}
+    for name in dict.fromkeys(n.input[0] for n in nodes):
+        if name not in known:
+            model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = list(dict.fromkeys(n.input[0] for n in nodes))
+    values = dict(zip(names, sess.run(names, {"input_ids": input_ids, "attention_mask": attention_mask})))
+    tokens = attention_mask.astype(bool)
+    out = {}
+    for node in nodes:
+        x = values[node.input[0]]
+        x = x[tokens] if x.shape[:2] == tokens.shape else x
+        r = float((x.max() - x.min()) / max(np.sqrt(np.mean(np.square(x, dtype=np.float64))), 1e-12))
+        if r >= ratio:
+            out[node.name] = r
+    return out
+
+
+def quantize_int8(src: Path, dst: Path, float_activations: list[str] = ()) -> None:
     """Dynamic int8 quantization, per output channel (keeps the pooled embedding
-    far closer to fp32 than per-tensor scales)."""
+    far closer to fp32 than per-tensor scales).
+
+    The MatMuls named in ``float_activations`` (see :func:`outlier_matmuls`)
+    keep float activations; their weights are still stored as per-channel int8
+    (a DequantizeLinear in front of a float MatMul), so the file stays small."""
+    import onnx
+    from onnx import helper, numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # silence its "consider pre-processing" advice on every call
     try:
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=list(float_activations))
     finally:
         root.setLevel(level)
+    if not float_activations:
+        return
+    model = onnx.load(str(dst))
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.name in float_activations:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            scale = (np.abs(w).max(axis=0) / 127).astype(np.float32)
+            scale[scale == 0] = 1.0
+            base = node.input[1]
+            model.graph.initializer.remove(inits[base])
+            model.graph.initializer.extend([
+                numpy_helper.from_array(np.clip(np.round(w / scale), -127, 127).astype(np.int8), base + "_int8"),
+                numpy_helper.from_array(scale, base + "_scale"),
+                numpy_helper.from_array(np.zeros(len(scale), np.int8), base + "_zero"),
+            ])
+            nodes.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_scale", base + "_zero"],
+                                          [base + "_dequantized"], name=node.name + "_weight", axis=1))
+            node.input[1] = base + "_dequantized"
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(dst))
 
 
 def _onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -205,8 +276,11 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
         encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
         export_onnx(model, work / "model.fp32.onnx")
+        outliers: dict[str, float] = {}
         if int8:
-            quantize_int8(work / "model.fp32.onnx", work / "model.int8.onnx")
+            sample = encoder.encode(PARITY_TEXTS)
+            outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
+            quantize_int8(work / "model.fp32.onnx", work / "model.int8.onnx", list(outliers))
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
             raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
@@ -237,6 +311,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_max_abs_diff": parity.int8_max_abs_diff,
                 "int8_label_agreement": parity.int8_label_agreement,
                 "texts": len(PARITY_TEXTS),
+                "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
             },
             "vocabulary_trim": trim_report,
         }

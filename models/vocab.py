@@ -89,3 +89,50 @@ def trim_embeddings(model, plan: TrimPlan) -> None:
     model.encoder.embeddings.word_embeddings = new
     model.encoder.config.vocab_size = len(plan.keep)
     model.config.encoder_config["vocab_size"] = len(plan.keep)
+
+
+def identical_tokenization(tokenizer_file: Path, trimmed_json: str, texts: list[str], prefix: str = "") -> float:
+    """Share of ``texts`` the trimmed tokenizer segments exactly as the full one."""
+    if not texts:
+        return 1.0
+    full = Tokenizer.from_file(str(tokenizer_file))
+    cut = Tokenizer.from_str(trimmed_json)
+    batch = [prefix + t for t in texts]
+    same = sum(a.tokens == b.tokens for a, b in zip(full.encode_batch(batch), cut.encode_batch(batch)))
+    return same / len(texts)
+
+
+def trim_encoder_folder(src: Path, out: Path, corpus: list[str], held_out: list[str], max_pieces: int, prefix: str = "") -> dict:
+    """Write a copy of the transformers encoder folder ``src`` to ``out`` with the
+    vocabulary cut to the ``max_pieces`` pieces ``corpus`` uses most.
+
+    Trimming *before* training is why the shipped bundle can be small without
+    a cost: the model learns on exactly the segmentation it is served with, so
+    the export changes no prediction. What trimming does to the input is still
+    measured: the share of ``held_out`` texts tokenized exactly as the full
+    vocabulary would (written to ``trim.json`` beside the weights)."""
+    from safetensors.numpy import load_file, save_file
+
+    src, out = Path(src), Path(out)
+    tokenizer_file = src / "tokenizer.json"
+    plan = plan_trim(tokenizer_file, piece_counts(tokenizer_file, corpus, prefix), max_pieces)
+    trimmed_json = trimmed_tokenizer_json(tokenizer_file, plan)
+    weights = load_file(str(src / "model.safetensors"))
+    key = next((k for k in weights if k.endswith("word_embeddings.weight")), None)
+    if key is None:
+        raise ValueError(f"{src}/model.safetensors has no word_embeddings.weight to trim")
+    weights[key] = np.ascontiguousarray(weights[key][plan.keep])
+    config = json.loads((src / "config.json").read_text())
+    config["vocab_size"] = plan.pieces_after
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(out / "model.safetensors"))
+    (out / "tokenizer.json").write_text(trimmed_json, encoding="utf-8")
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for extra in ("tokenizer_config.json", "source.json"):
+        if (src / extra).exists():
+            (out / extra).write_bytes((src / extra).read_bytes())
+    report = {"source": str(src), "pieces_before": plan.pieces_before, "pieces_after": plan.pieces_after,
+              "corpus_texts": len(corpus), "held_out_texts": len(held_out),
+              "held_out_identical_tokenization": identical_tokenization(tokenizer_file, trimmed_json, held_out, prefix)}
+    (out / "trim.json").write_text(json.dumps(report, indent=2))
+    return report

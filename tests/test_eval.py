@@ -97,3 +97,33 @@ def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
     assert (out / "val_sentiment_confusion.png").stat().st_size > 1000
     comp = json.loads((out / "comparison.json").read_text())
     assert comp["files"]["val"]["sentiment"]["difference"] == 0  # a bundle against itself
+
+
+def test_baselines_are_scored_on_the_same_rows_for_the_heads_they_cover(tiny_bundle, tiny_data, tmp_path):
+    from sklearn.metrics import f1_score
+
+    from earful.eval.baselines import TfidfBaseline
+    from earful.eval.run import run_eval
+    from earful.labelled import read_labelled
+
+    run_eval([str(tiny_data[1])], tmp_path / "ev", bundle=str(tiny_bundle), baselines=["tfidf", "langdetect"],
+             baseline_train=[str(tiny_data[0])])
+    ref = json.loads((tmp_path / "ev" / "baselines.json").read_text())["val"]
+    assert set(ref["complaint_type"]) == set(ref["sentiment"]) == set(ref["troll"]) == {"tfidf"}
+    assert set(ref["lang"]) == {"langdetect"}
+    # the tfidf figure is the macro-F1 of its own predictions on the rows with a fine complaint type
+    val = read_labelled(tiny_data[1])
+    model = TfidfBaseline.fit([read_labelled(tiny_data[0])])
+    rows = [i for i, v in enumerate(val.complaint_type) if v in ("order_error", "product", "poor_service", "none")]
+    preds = model.predict([val.text[i] for i in rows])
+    expected = f1_score([val.complaint_type[i] for i in rows], [p.complaint_type.label for p in preds], average="macro",
+                        labels=["order_error", "product", "poor_service", "none"], zero_division=0)
+    assert ref["complaint_type"]["tfidf"]["macro_f1"] == pytest.approx(expected)
+    assert "Baselines on the same rows" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_tfidf_baseline_needs_training_files(tiny_bundle, tiny_data, tmp_path):
+    from earful.eval.run import run_eval
+
+    with pytest.raises(ValueError, match="--baseline-train"):
+        run_eval([str(tiny_data[1])], tmp_path / "ev", bundle=str(tiny_bundle), baselines=["tfidf"])

@@ -138,3 +138,70 @@ def test_int8_only_bundle(tiny_run, tmp_path):
     assert b.variants == ("int8",)
     with pytest.raises(BundleError, match="no 'fp32' model"):
         b.onnx_path("fp32")
+
+
+def test_float_activation_matmuls_keep_int8_weights_and_drift_less(tiny_bundle, tmp_path):
+    """Keeping a MatMul's activations in float (weights still int8) is closer to fp32
+    than full dynamic int8, and the file stays int8-sized."""
+    import onnx
+
+    from earful.models.export import outlier_matmuls, quantize_int8
+
+    fp32 = tiny_bundle / "model.fp32.onnx"
+    enc = TextEncoder(tiny_bundle / "tokenizer.json", 32, "")
+    batch = enc.encode(PARITY_TEXTS + ["otra frase cualquiera", "noch ein Satz"])
+    every = outlier_matmuls(fp32, batch.input_ids, batch.attention_mask, ratio=0.0)  # ratio 0 flags all of them
+    assert len(every) == 2 * 6  # 2 layers x (q, k, v, attention out, ffn in, ffn out); the heads are Gemm
+    assert outlier_matmuls(fp32, batch.input_ids, batch.attention_mask, ratio=1e9) == {}
+    quantize_int8(fp32, tmp_path / "plain.onnx")
+    quantize_int8(fp32, tmp_path / "mixed.onnx", list(every))
+    def count(path, op):
+        return sum(n.op_type == op for n in onnx.load(str(path)).graph.node)
+
+    assert count(tmp_path / "mixed.onnx", "DequantizeLinear") - count(tmp_path / "plain.onnx", "DequantizeLinear") == len(every)
+    assert count(tmp_path / "mixed.onnx", "MatMulInteger") == count(tmp_path / "plain.onnx", "MatMulInteger") - len(every)
+    assert (tmp_path / "mixed.onnx").stat().st_size < 1.1 * (tmp_path / "plain.onnx").stat().st_size  # weights stay int8
+
+
+def test_float_activations_fix_a_heavy_tailed_input(tmp_path):
+    """The reason for the exception: one activation 200x the rest leaves dynamic int8
+    a few levels for the typical values; float activations with int8 weights do not."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from earful.models.export import quantize_int8
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((64, 16)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="down")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])], [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "f.onnx"))
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "plain.onnx")
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "mixed.onnx", ["down"])
+    x = np.abs(rng.standard_normal((32, 64))).astype(np.float32)
+    x[0, 0] = 200.0
+    ref = x @ w
+    err = {k: np.abs(ort.InferenceSession(str(tmp_path / f"{k}.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] - ref)[1:].mean()
+           for k in ("plain", "mixed")}
+    assert err["mixed"] < err["plain"] / 5
+
+
+def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_data, tmp_path):
+    from safetensors.numpy import load_file
+
+    from earful.labelled import read_labelled
+    from earful.models.vocab import trim_encoder_folder
+    from earful.training.trainer import train
+    from conftest import tiny_config
+
+    train_texts = read_labelled(tiny_data[0]).text
+    report = trim_encoder_folder(tiny_base, tmp_path / "base", train_texts, ["我的订单 ok", *train_texts[:5]], max_pieces=150)
+    assert report["pieces_after"] == 150 and report["pieces_before"] > 150
+    assert 0.0 <= report["held_out_identical_tokenization"] < 1.0  # the CJK text needs dropped pieces
+    weights = load_file(str(tmp_path / "base" / "model.safetensors"))
+    assert weights["embeddings.word_embeddings.weight"].shape[0] == 150
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["vocab_size"] == 150
+    result = train(tiny_config(tmp_path / "run", tmp_path / "base", tiny_data, epochs=1, steps_per_epoch=2))
+    assert MultiTaskModel.load(result.best_dir).encoder.embeddings.word_embeddings.num_embeddings == 150
