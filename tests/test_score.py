@@ -124,3 +124,18 @@ def test_ray_engine_on_a_local_instance_matches_the_local_engine(tiny_bundle, tm
     b = pq.read_table(tmp_path / "local.parquet").to_pylist()
     assert [r["id"] for r in a] == [r["id"] for r in b]  # same rows, same order
     assert [r["complaint_type"] for r in a] == [r["complaint_type"] for r in b]
+
+
+def test_batch_benchmark_scores_every_row_and_measures_memory(tiny_bundle, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "earful.batch.bench", "--rows", "300", "--workers", "1", "2",
+                        "--bundle", str(tiny_bundle), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=root)
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "batch_bench.json").read_text())
+    assert [run["workers"] for run in result["runs"]] == [1, 2]
+    for run in result["runs"]:
+        assert run["rows"] == 300 and run["rows_per_s"] > 0
+        assert run["peak_rss_mb"] > 50  # a Python process with onnxruntime loaded, at least
+    assert "rows/s" in (tmp_path / "batch_bench.md").read_text()
