@@ -3,8 +3,8 @@
     .venv/bin/python -m earful.eval.results [--bundle models/default] [--fp32-bundle runs/default-bundle-full]
 
 Runs ``earful eval`` (the same code as the CLI) on the validation files the
-targets are defined on, the language-ID baselines (langdetect, lingua) on the
-same rows, and ``earful bench``; writes everything under ``eval/results/`` and
+targets are defined on, with its baselines on the same rows (TF-IDF + logistic
+regression trained on ``data/train``; langdetect and lingua), and ``earful bench``; writes everything under ``eval/results/`` and
 replaces the README's text between the ``results`` markers. The bundle's
 MODEL_CARD.md and metrics.json get the same figures (its manifest is rewritten).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,56 +38,35 @@ def split_lingua(work: Path) -> list[Path]:
     return paths
 
 
-def lid_baselines(path: Path) -> dict:
-    """Per-language accuracy of langdetect and lingua on a labelled file's rows."""
-    from lingua import LanguageDetectorBuilder
-
-    from earful.models.language import langdetect_guess
-
-    s = read_labelled(path)
-    detector = LanguageDetectorBuilder.from_all_languages().build()
-    out = {}
-    for name, guess in (
-        ("langdetect", lambda t: (langdetect_guess(t) or ("und", 0))[0]),
-        ("lingua", lambda t: (lambda l: l.iso_code_639_1.name.lower() if l else "und")(detector.detect_language_of(t))),
-    ):
-        started = time.perf_counter()
-        preds = [guess(t) for t in s.text]
-        per_lang: dict[str, list[bool]] = {}
-        for p, truth in zip(preds, s.lang):
-            per_lang.setdefault(truth, []).append(p == truth)
-        out[name] = {"by_lang": {k: float(np.mean(v)) for k, v in per_lang.items()}, "seconds": time.perf_counter() - started}
-    return out
-
-
 def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
+    """The issue's targets, each with the baselines' figure on the same rows beside it."""
     rows = []
 
-    def add(name, value, goal, command_file, note=""):
-        rows.append({"target": name, "value": value, "goal": goal, "met": None if value is None else value >= goal,
-                     "file": command_file, "note": note})
-
-    def mean_by_lang(stem, head, key="macro_f1", only=None):
-        m = metrics.get(stem, {}).get(head)
+    def mean_by_lang(m: dict | None, key="macro_f1", only=None):
         if not m:
             return None
         vals = [v[key] for k, v in m["by_lang"].items() if only is None or k in only]
         return float(np.mean(vals)) if vals else None
 
-    add("sentiment macro-F1, mean of the 8 UMSAB languages", mean_by_lang("xlm_t_umsab", "sentiment"), 0.69, "xlm_t_umsab")
-    p = metrics.get("complaints_preotiuc2019", {}).get("complaint_type", {})
-    add("complaint vs not, Preotiuc-Pietro tweets, macro-F1", p.get("binary_macro_f1"), 0.87, "complaints_preotiuc2019")
-    t = metrics.get("twcs_annotated", {}).get("complaint_type", {})
-    add("complaint type macro-F1, hand-annotated rows", t.get("macro_f1"), 0.75, "twcs_annotated",
-        "" if t else "no hand-annotated validation file yet")
-    add("troll macro-F1, OLID", metrics.get("olid", {}).get("troll", {}).get("macro_f1"), 0.80, "olid")
-    add("troll macro-F1, mean of OffensEval 2020 languages", mean_by_lang("offenseval2020", "troll"), 0.80, "offenseval2020")
+    def add(name, goal, stem, head, value_of, note=""):
+        value = value_of(metrics.get(stem, {}).get(head))
+        refs = ", ".join(f"{b} {v:.3f}" for b, m in baselines.get(stem, {}).get(head, {}).items()
+                         if (v := value_of(m)) is not None)
+        rows.append({"target": name, "value": value, "goal": goal, "met": None if value is None else value >= goal,
+                     "file": stem, "note": "; ".join(x for x in (note, f"same rows: {refs}" if refs else "") if x)})
+
+    add("sentiment macro-F1, mean of the 8 UMSAB languages", 0.69, "xlm_t_umsab", "sentiment", mean_by_lang)
+    add("complaint vs not, Preotiuc-Pietro tweets, macro-F1", 0.87, "complaints_preotiuc2019", "complaint_type",
+        lambda m: (m or {}).get("binary_macro_f1"))
+    add("complaint type macro-F1, hand-annotated support tweets (twcs_annotated)", 0.75, "twcs_annotated", "complaint_type",
+        lambda m: (m or {}).get("macro_f1"))
+    add("complaint type macro-F1, hand-annotated Preotiuc-Pietro tweets", 0.75, "complaints_preotiuc2019", "complaint_type",
+        lambda m: (m or {}).get("macro_f1"))
+    add("troll macro-F1, OLID", 0.80, "olid", "troll", lambda m: (m or {}).get("macro_f1"))
+    add("troll macro-F1, mean of OffensEval 2020 languages", 0.80, "offenseval2020", "troll", mean_by_lang)
     for stem, goal in (("lingua_sentences", 0.99), ("lingua_word_pairs", 0.90)):
-        ours = mean_by_lang(stem, "lang", "accuracy", languages)
-        note = ", ".join(f"{name} {np.mean([v for k, v in b['by_lang'].items() if k in languages]):.3f}"
-                         for name, b in baselines.get(stem, {}).items())
-        add(f"language accuracy, {stem.split('_', 1)[1].replace('_', ' ')}, mean of head languages", ours, goal, stem,
-            f"same rows: {note}" if note else "")
+        add(f"language accuracy, {stem.split('_', 1)[1].replace('_', ' ')}, mean of head languages", goal, stem, "lang",
+            lambda m: mean_by_lang(m, "accuracy", languages))
     return rows
 
 
@@ -118,9 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     files = [f"data/validation/{stem}.csv.gz" for stem in TARGET_FILES if Path(f"data/validation/{stem}.csv.gz").exists()]
     files += [str(p) for p in split_lingua(work)]
     bundle = Bundle.load(args.bundle)
-    evaluation = run_eval(files, OUT / "int8", bundle=args.bundle, errors=10)
-    baselines = {p.stem: lid_baselines(p) for p in (work / "lingua_sentences.csv", work / "lingua_word_pairs.csv")}
-    (OUT / "lid_baselines.json").write_text(json.dumps(baselines, indent=2))
+    evaluation = run_eval(files, OUT / "int8", bundle=args.bundle, errors=10, baselines=["tfidf", "langdetect", "lingua"],
+                          baseline_train=sorted(str(p) for p in Path("data/train").glob("*.csv.gz")))
+    baselines = json.loads((OUT / "int8" / "baselines.json").read_text())
     rows = targets(evaluation.metrics, baselines, list(bundle.schema.task("lang").labels))
     ece = {f"{stem}/{head}": m["ece"] for stem, heads in evaluation.metrics.items() for head, m in heads.items() if m["n"] >= 200}
     drift = None

@@ -42,7 +42,7 @@ def _baseline_metrics(names: list[str], train: list[str] | None, sets) -> dict:
         for s, outcomes in _outcomes(model, sets, f"baseline {name}").items():
             for head, m in file_metrics(outcomes).items():
                 if head in COVERS[name]:
-                    keep = {k: m[k] for k in ("n", "accuracy", "macro_f1", "binary_macro_f1") if k in m}
+                    keep = {k: m[k] for k in ("n", "accuracy", "macro_f1", "binary_macro_f1", "by_lang") if k in m}
                     result.setdefault(s, {}).setdefault(head, {})[name] = keep
     return result
 

@@ -127,3 +127,19 @@ def test_tfidf_baseline_needs_training_files(tiny_bundle, tiny_data, tmp_path):
 
     with pytest.raises(ValueError, match="--baseline-train"):
         run_eval([str(tiny_data[1])], tmp_path / "ev", bundle=str(tiny_bundle), baselines=["tfidf"])
+
+
+def test_published_targets_put_the_baselines_beside_each_figure():
+    from earful.eval.results import targets
+
+    metrics = {"olid": {"troll": {"macro_f1": 0.81}},
+               "lingua_sentences": {"lang": {"by_lang": {"en": {"accuracy": 1.0}, "de": {"accuracy": 0.9}, "xx": {"accuracy": 0.0}}}}}
+    baselines = {"olid": {"troll": {"tfidf": {"macro_f1": 0.7}}},
+                 "lingua_sentences": {"lang": {"lingua": {"by_lang": {"en": {"accuracy": 0.5}, "de": {"accuracy": 1.0}}}}}}
+    rows = {r["target"]: r for r in targets(metrics, baselines, ["en", "de"])}
+    olid = rows["troll macro-F1, OLID"]
+    assert olid["value"] == 0.81 and olid["met"] is True and olid["note"] == "same rows: tfidf 0.700"
+    lid = rows["language accuracy, sentences, mean of head languages"]
+    assert lid["value"] == pytest.approx(0.95) and lid["met"] is False  # xx is not a head language: left out
+    assert lid["note"] == "same rows: lingua 0.750"
+    assert rows["troll macro-F1, mean of OffensEval 2020 languages"]["value"] is None
