@@ -218,6 +218,13 @@ def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec,
     return trimmed, report
 
 
+def _base_trim(base: str | None) -> dict | None:
+    """The trim report of a base encoder folder cut by ``earful base --trim-vocab``
+    (the model was trained on that vocabulary), when the folder is at hand."""
+    path = Path(base) / "trim.json" if base else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
 def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
     lines = [
         f"# {info['name']} {info['version']}",
@@ -238,6 +245,13 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     if parity:
         lines += ["", "## Export parity (max |Δlogit| vs torch on sample posts)",
                   f"- fp32: {parity['fp32_max_abs_diff']:.2e}", f"- int8: {parity.get('int8_max_abs_diff')}"]
+    base_trim = metrics.get("base_vocabulary_trim")
+    if base_trim:
+        lines += ["", "## Vocabulary",
+                  f"- Trained on a base vocabulary cut from {base_trim['pieces_before']:,} to {base_trim['pieces_after']:,} pieces "
+                  f"(those the training texts use most), so the bundle serves exactly what was trained.",
+                  f"- {100 * base_trim['held_out_identical_tokenization']:.1f}% of {base_trim['held_out_texts']:,} sampled "
+                  "validation texts tokenize exactly as with the full vocabulary; the rest use shorter pieces."]
     lines += ["", card_extra.strip() if card_extra else
               "## Data, licenses, limits\nNot documented for this bundle: see the data it was trained on.", ""]
     return "\n".join(lines)
@@ -314,6 +328,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
             },
             "vocabulary_trim": trim_report,
+            "base_vocabulary_trim": _base_trim(training.get("base_model")),
         }
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}),

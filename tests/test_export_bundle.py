@@ -205,3 +205,8 @@ def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_dat
     assert json.loads((tmp_path / "base" / "config.json").read_text())["vocab_size"] == 150
     result = train(tiny_config(tmp_path / "run", tmp_path / "base", tiny_data, epochs=1, steps_per_epoch=2))
     assert MultiTaskModel.load(result.best_dir).encoder.embeddings.word_embeddings.num_embeddings == 150
+    from earful.models.export import export_bundle
+
+    out = export_bundle(result.output_dir, tmp_path / "bundle", name="t", version="1", int8=False)
+    assert json.loads((out / "metrics.json").read_text())["base_vocabulary_trim"]["pieces_after"] == 150
+    assert "## Vocabulary" in (out / "MODEL_CARD.md").read_text()
