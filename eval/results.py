@@ -70,6 +70,24 @@ def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
     return rows
 
 
+#: Figures made by their own (longer) commands, included when present: (file, command, title).
+OTHER_RESULTS = [
+    (OUT / "service" / "loadtest.md", "python -m earful.serving.loadtest --out eval/results/service", "The classify service under load"),
+    (OUT / "batch" / "batch_bench.md", "python -m earful.batch.bench --rows 100000 --out eval/results/batch", "Batch scoring"),
+]
+
+
+def _measured_elsewhere() -> list[str]:
+    lines = []
+    for path, command, title in OTHER_RESULTS:
+        if path.exists():
+            body = path.read_text().strip()
+            if body.startswith("#"):  # the file's own title; the section gives one
+                body = body.split("\n", 1)[1].strip()
+            lines += ["", f"**{title}** (`.venv/bin/{command}`; measured on this 2-core machine):", "", body]
+    return lines
+
+
 def _table(rows: list[dict]) -> list[str]:
     lines = ["| target | measured | goal | met |", "|---|---|---|---|"]
     for r in rows:
@@ -126,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"int8 vs fp32 macro-F1: largest drop {100 * -worst_drift[1]:.2f} points ({worst_drift[0]}); goal within 0.5.")
     if bench:
         lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
+    lines += _measured_elsewhere()
     lines += ["", END]
     readme = Path("README.md").read_text()
     if START in readme:
