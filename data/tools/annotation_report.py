@@ -66,11 +66,20 @@ def main() -> None:
                   "| label | Cohen's kappa | raw agreement |", "|---|---|---|"]
         views = {f: (lambda r, f=f: r[f]) for f in FIELDS}
         views["complaint vs none"] = lambda r: "none" if r["complaint_type"] == "none" else "complaint"
+        rare = []
         for name, get in views.items():
             a = [get(first[i]) for i in common]
             b = [get(second[i]) for i in common]
             lines.append(f"| {name} | {cohen_kappa(a, b):.3f} | {sum(x == y for x, y in zip(a, b)) / len(common):.3f} |")
-        lines += ["", "The first pass's labels are the ones used for training and validation."]
+            counts = Counter(a + b)
+            if len(counts) > 1 and counts.most_common(1)[0][1] >= 0.98 * 2 * len(common):
+                rare.append(f"{name} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))} over both passes)")
+        lines += [""]
+        if rare:
+            lines += ["Kappa is uninformative where one label is almost always given: " + "; ".join(rare) +
+                      ". Chance agreement is then near 1, so a single disagreement on a rare label drives kappa to 0; "
+                      "read the raw agreement and the counts there.", ""]
+        lines += ["The first pass's labels are the ones used for training and validation."]
     else:
         lines.append("The second pass is not complete yet; no agreement figures.")
     readme = DATA / "README.md"
