@@ -75,15 +75,7 @@ class Probabilities:
 
 
 class Predictor:
-    """A bundle's ONNX model behind ``predict``.
-
-    ``threads`` is onnxruntime's intra-op thread count (default: every core).
-    ``spin`` lets those threads busy-wait between operators: fastest when the
-    predictor has the cores to itself (batch scoring, evaluation); a server whose
-    HTTP loop shares the same cores answers faster without it, since spinning
-    threads take the CPU the loop needs to accept and parse requests."""
-
-    def __init__(self, bundle: Bundle, variant: str = "int8", threads: int | None = None, spin: bool = True):
+    def __init__(self, bundle: Bundle, variant: str = "int8", threads: int | None = None):
         import onnxruntime as ort
 
         self.bundle = bundle
@@ -94,16 +86,13 @@ class Predictor:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(bundle.onnx_path(variant)), options, providers=["CPUExecutionProvider"])
         self.output_names = [t.name for t in self.schema.tasks]
 
     @classmethod
-    def load(cls, bundle: str | Path | Bundle | None = None, variant: str = "int8", threads: int | None = None,
-             spin: bool = True) -> Predictor:
+    def load(cls, bundle: str | Path | Bundle | None = None, variant: str = "int8", threads: int | None = None) -> Predictor:
         """Load a bundle (verifying its checksums); ``None`` = the shipped default."""
-        return cls(bundle if isinstance(bundle, Bundle) else Bundle.load(bundle), variant, threads, spin)
+        return cls(bundle if isinstance(bundle, Bundle) else Bundle.load(bundle), variant, threads)
 
     @property
     def max_chars(self) -> int:

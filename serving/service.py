@@ -64,8 +64,7 @@ class Classifier:
     def __init__(self) -> None:
         from earful.models.predictor import Predictor
 
-        # no spinning: onnxruntime's idle threads would take the cores the HTTP loop needs
-        self.predictor = Predictor.load(CONFIG.bundle, variant=CONFIG.variant, threads=CONFIG.threads, spin=False)
+        self.predictor = Predictor.load(CONFIG.bundle, variant=CONFIG.variant, threads=CONFIG.threads)
         self.predictor.predict(WARMUP_TEXTS)
         b = self.predictor.bundle
         log.info(json.dumps({"event": "model_loaded", "bundle": b.name, "version": b.version, "variant": CONFIG.variant}))

@@ -89,11 +89,3 @@ def test_fp32_and_int8_agree_on_labels(tiny_bundle):
     b = Predictor.load(tiny_bundle, variant="fp32", threads=1).probabilities(texts)
     assert np.abs(a.complaint_type - b.complaint_type).max() < 0.1
     assert np.abs(a.troll - b.troll).max() < 0.1
-
-
-def test_a_predictor_without_spinning_threads_predicts_the_same(tiny_bundle):
-    texts = ["my parcel went to the wrong address", "gracias por la ayuda", "🙂"]
-    spin = Predictor.load(tiny_bundle, variant="fp32", threads=2).probabilities(texts)
-    calm = Predictor.load(tiny_bundle, variant="fp32", threads=2, spin=False)
-    assert calm.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    np.testing.assert_allclose(calm.probabilities(texts).complaint_type, spin.complaint_type, atol=1e-6)
