@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,11 +82,7 @@ def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: st
     info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}
     write_report(out, metrics, info, error_lists, comparison, reference)
     if reference:
-        import json
-
         (out / "baselines.json").write_text(json.dumps(reference, indent=2))
     if comparison:
-        import json
-
         (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
     return EvalResult(metrics, out)

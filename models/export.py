@@ -100,12 +100,10 @@ def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarra
     model = onnx.load(str(fp32))
     weights = {i.name for i in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    known = {o.name for o in model.graph.output}
-    for name in dict.fromkeys(n.input[0] for n in nodes):
-        if name not in known:
-            model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = list(dict.fromkeys(n.input[0] for n in nodes))
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names if name not in known)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     values = dict(zip(names, sess.run(names, {"input_ids": input_ids, "attention_mask": attention_mask})))
     tokens = attention_mask.astype(bool)
     out = {}
