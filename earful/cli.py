@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, help="largest batch the adaptive batcher forms (default 64)")
     p.add_argument("--max-latency-ms", type=int, help="queueing budget before a request is refused with 503 (default 3000)")
     p.add_argument("--max-concurrency", type=int, help="requests in flight before new ones get 503 (default 512)")
-    p.add_argument("--workers", type=int, help="model worker processes (default 1: one onnxruntime session using every core)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: all cores)")
+    p.add_argument("--workers", type=int, help="model worker processes (default 2 on 2+ cores, else 1)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
     p.add_argument("--api-key-file", help="require this file's key as a Bearer token (or set EARFUL_API_KEY)")
     p.set_defaults(func=cmd_serve)
 

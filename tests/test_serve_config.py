@@ -1,0 +1,30 @@
+import pytest
+
+from earful.serving import config
+from earful.serving.config import ConfigError, ServeConfig
+
+
+@pytest.mark.parametrize("cores, workers, threads", [(1, 1, 1), (2, 2, 1), (16, 2, 8)])
+def test_workers_and_threads_split_the_cores(monkeypatch, cores, workers, threads):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: cores)
+    for name in ("EARFUL_WORKERS", "EARFUL_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    c = ServeConfig.from_env()
+    assert (c.workers, c.threads) == (workers, threads)
+
+
+def test_one_worker_gets_every_core_unless_told(monkeypatch):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("EARFUL_WORKERS", "1")
+    monkeypatch.delenv("EARFUL_THREADS", raising=False)
+    assert ServeConfig.from_env().threads == 2
+    monkeypatch.setenv("EARFUL_THREADS", "1")
+    assert ServeConfig.from_env().threads == 1
+
+
+@pytest.mark.parametrize("name, value, message", [("EARFUL_WORKERS", "two", "not an integer"), ("EARFUL_THREADS", "0", "at least 1"),
+                                                  ("EARFUL_VARIANT", "fp16", "use int8 or fp32")])
+def test_bad_settings_are_named(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        ServeConfig.from_env()
