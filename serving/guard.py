@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import time
 
 import bentoml
@@ -172,4 +173,5 @@ class Guard:
         finally:
             if scope["path"] not in OPEN_PATHS and scope["path"] != "/metrics":
                 log.info(json.dumps({"event": "request", "method": scope["method"], "path": scope["path"], "status": record["status"],
-                                     "ms": round((time.perf_counter() - started) * 1000, 1), "posts": record["posts"]}))
+                                     "ms": round((time.perf_counter() - started) * 1000, 1), "posts": record["posts"],
+                                     "worker": os.getpid()}))

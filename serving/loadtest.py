@@ -5,8 +5,11 @@
 In one run: the predictor's own offline batch throughput on the same posts,
 then the real service started on 127.0.0.1, then single-post callers at 1, 8,
 32 and 128 concurrent clients (each level bounded by a request count and a
-time limit). Reports throughput, p50/p99 latency, status codes, and the
-service's throughput at 32 clients as a fraction of the offline figure.
+time limit), then the offline throughput again once the service has stopped;
+three such rounds by default. Reports throughput, p50/p99 latency, status
+codes, and the service's throughput at 32 clients as a fraction of the mean of
+its round's two offline figures (measuring before and after cancels a slow
+drift of this machine's speed), as the median round and the range.
 
 The client is one asyncio loop (aiohttp), so it costs far less CPU than one
 thread per client; on a 2-core machine it still competes with the service,
@@ -39,12 +42,13 @@ def _free_port() -> int:
 
 
 def offline_throughput(bundle: str | None, texts: list[str]) -> float:
+    """Posts/s of one predictor using every core, given all posts in one call."""
     from earful.models.predictor import Predictor
 
     p = Predictor.load(bundle)
     p.predict(texts[:32])
     start = time.perf_counter()
-    p.predict(texts, batch_size=32)
+    p.predict(texts)
     return len(texts) / (time.perf_counter() - start)
 
 
@@ -78,45 +82,74 @@ async def _level(url: str, texts: list[str], clients: int, requests: int, time_l
             "p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1)}
 
 
-def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: float) -> dict:
+def _service_round(bundle: str | None, texts: list[str], log_path: Path, requests: int, time_limit: float) -> list[dict]:
+    """Start the real service, run every concurrency level once, stop it."""
+    import urllib.request
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "earful.cli", "serve", "--port", str(port)] + (["--bundle", bundle] if bundle else [])
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            for _ in range(180):
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                raise RuntimeError(f"service did not start; see {log_path}")
+            url = f"http://127.0.0.1:{port}/classify"
+            asyncio.run(_level(url, texts, 8, 64, 30))  # warm-up, not reported
+            return [asyncio.run(_level(url, texts, c, requests, time_limit)) for c in LEVELS]
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: float, rounds: int = 3) -> dict:
+    """``rounds`` rounds of: offline figure, service at every level, offline figure again.
+
+    Each round's fraction divides its 32-client throughput by the mean of its
+    two offline figures. The report gives the median round and the range,
+    because on a shared 2-core machine one round can differ from the next by
+    a factor of two."""
     from earful.eval.bench import sample_posts
 
     files = sorted(glob.glob("data/validation/*.csv.gz"))
     texts = sample_posts(files, n_posts)
-    offline = offline_throughput(bundle, texts)
-    port = _free_port()
-    log = open(out / "service.log", "w")
-    cmd = [sys.executable, "-m", "earful.cli", "serve", "--port", str(port)] + (["--bundle", bundle] if bundle else [])
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        import urllib.request
-
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"service did not start; see {out / 'service.log'}")
-        url = f"http://127.0.0.1:{port}/classify"
-        asyncio.run(_level(url, texts, 8, 64, 30))  # warm-up, not reported
-        levels = [asyncio.run(_level(url, texts, c, requests, time_limit)) for c in LEVELS]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
-    at32 = next(level for level in levels if level["clients"] == 32)
-    result = {"offline_posts_per_s": round(offline, 1), "levels": levels,
-              "fraction_at_32_clients": round(at32["throughput_rps"] / offline, 3), "posts_per_request": 1,
-              "cores": os.cpu_count()}
+    results = []
+    for r in range(rounds):
+        before = offline_throughput(bundle, texts)
+        levels = _service_round(bundle, texts, out / f"service.{r + 1}.log", requests, time_limit)
+        after = offline_throughput(bundle, texts)
+        at32 = next(level for level in levels if level["clients"] == 32)
+        offline = (before + after) / 2
+        results.append({"round": r + 1, "offline_posts_per_s": round(offline, 1), "offline_before_after": [round(before, 1), round(after, 1)],
+                        "levels": levels, "fraction_at_32_clients": round(at32["throughput_rps"] / offline, 3)})
+    fractions = [x["fraction_at_32_clients"] for x in results]
+    median = sorted(results, key=lambda x: x["fraction_at_32_clients"])[len(results) // 2]
+    result = {"rounds": results, "median_round": median["round"], "fraction_at_32_clients": median["fraction_at_32_clients"],
+              "fraction_range": [min(fractions), max(fractions)], "posts_per_request": 1, "cores": os.cpu_count(),
+              "workers": os.environ.get("EARFUL_WORKERS", "default"), "threads": os.environ.get("EARFUL_THREADS", "default")}
     (out / "loadtest.json").write_text(json.dumps(result, indent=2))
-    lines = ["| clients | requests | req/s | p50 ms | p99 ms | status codes |", "|---|---|---|---|---|---|"]
-    lines += [f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {v['p50_ms']} | {v['p99_ms']} | {v['codes']} |" for v in levels]
-    lines += ["", f"Offline predictor on the same posts: {offline:.1f} posts/s; the service at 32 clients reaches "
-                  f"**{100 * result['fraction_at_32_clients']:.0f}%** of it."]
-    (out / "loadtest.md").write_text("\n".join(lines) + "\n")
+    (out / "loadtest.md").write_text(_markdown(result))
     return result
+
+
+def _markdown(result: dict) -> str:
+    median = next(x for x in result["rounds"] if x["round"] == result["median_round"])
+    lines = [f"Median of {len(result['rounds'])} rounds (round {median['round']}):", "",
+             "| clients | requests | req/s | req/s, all rounds | p50 ms | p99 ms | status codes |", "|---|---|---|---|---|---|---|"]
+    for i, v in enumerate(median["levels"]):
+        every = " / ".join(str(x["levels"][i]["throughput_rps"]) for x in result["rounds"])
+        lines.append(f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | {v['codes']} |")
+    lo, hi = result["fraction_range"]
+    before, after = median["offline_before_after"]
+    lines += ["", f"Offline predictor on the same posts (one process, every core, all posts in one call): {median['offline_posts_per_s']:.1f} "
+                  f"posts/s in that round (mean of {before:.1f} before and {after:.1f} after the service ran). The service at 32 "
+                  f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%)."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,12 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--bundle")
     ap.add_argument("--posts", type=int, default=1000, help="distinct posts sent (default 1000)")
-    ap.add_argument("--requests", type=int, default=600, help="requests per concurrency level (default 600)")
+    ap.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds per level at most (default 60)")
+    ap.add_argument("--rounds", type=int, default=3, help="service start-to-stop rounds; the median is reported (default 3)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    run(args.bundle, out, args.posts, args.requests, args.time_limit)
+    run(args.bundle, out, args.posts, args.requests, args.time_limit, args.rounds)
     print((out / "loadtest.md").read_text())
 
 
