@@ -49,7 +49,7 @@ class ScoreOptions:
     workers: int = 1
     bundle: str | None = None
     variant: str = "int8"
-    batch_size: int = 32
+    batch_size: int = 64
 
 
 @dataclass

@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify a text, or JSON/plain lines from stdin (-)")
     p.add_argument("text", nargs="?", help='the post, or - to read one post per line from stdin (JSON {"text":..,"id":..,"lang":..} or plain text)')
     _bundle_args(p)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="posts read from stdin before they are classified together (default 64)")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("train", help="train a model on labelled files")
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or a Ray cluster via Ray Data")
     p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
     p.add_argument("--chunk-size", type=int, default=2000, help="rows per checkpointed part (default 2000)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=64, help="most posts per onnxruntime run (default 64)")
     p.add_argument("--bundle", help="bundle folder (default: models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
     p.set_defaults(func=cmd_score)

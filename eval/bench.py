@@ -226,8 +226,8 @@ def write_bench(result: BenchResult, out: Path) -> None:
         f"| transformers PyTorch fp32, batches of 32 length-sorted | {f(result.posts_per_s_transformers_sorted)} | – | – |",
         f"| langdetect alone (language only) | {f(result.posts_per_s_langdetect)} | – | – |",
         "",
-        "The predictor gets the posts in one call (it sorts by length and batches by 32 itself); the speed-up is against "
-        "the plain pipeline (input order).",
+        "The predictor gets the posts in one call (it sorts them by length and cuts them into onnxruntime runs itself, "
+        "see models/batching.py); the speed-up is against the plain pipeline (input order).",
         "",
         f"- int8 speed-up vs transformers: **{f(result.speedup_vs_transformers, '{:.2f}')}×**; vs langdetect alone: **{f(result.speedup_vs_langdetect, '{:.2f}')}×**",
         f"- peak matmul: {result.peak_gflops_fp32:.0f} GFLOP/s fp32, {result.peak_gflops_int8:.0f} GFLOP/s int8; "

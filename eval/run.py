@@ -17,6 +17,8 @@ from earful.models.predictor import Predictor
 class EvalResult:
     metrics: dict
     out: Path
+    #: ``{stem: {head: HeadOutcome}}``: the per-row labels behind ``metrics``, for paired comparisons.
+    outcomes: dict
 
 
 def _outcomes(predictor, sets, desc: str):
@@ -85,4 +87,4 @@ def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: st
         (out / "baselines.json").write_text(json.dumps(reference, indent=2))
     if comparison:
         (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
-    return EvalResult(metrics, out)
+    return EvalResult(metrics, out, outcomes)

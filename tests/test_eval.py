@@ -143,3 +143,17 @@ def test_published_targets_put_the_baselines_beside_each_figure():
     assert lid["value"] == pytest.approx(0.95) and lid["met"] is False  # xx is not a head language: left out
     assert lid["note"] == "same rows: lingua 0.750"
     assert rows["troll macro-F1, mean of OffensEval 2020 languages"]["value"] is None
+
+
+def test_int8_drops_beyond_half_a_point_get_a_paired_interval():
+    from earful.eval.results import drift_intervals
+
+    truth = [0, 1] * 50
+    fp32 = {"f": {"sentiment": _outcome(truth, truth), "troll": _outcome(truth, truth)}}
+    int8 = {"f": {"sentiment": _outcome(truth, [1 - truth[0]] + truth[1:]), "troll": _outcome(truth, truth)}}  # one post flips
+    drift = {"f/sentiment": int8["f"]["sentiment"].metrics()["macro_f1"] - 1.0, "f/troll": 0.0}
+    out = drift_intervals(drift, int8, fp32)
+    assert list(out) == ["f/sentiment"]
+    assert out["f/sentiment"]["difference"] == pytest.approx(drift["f/sentiment"])
+    lo, hi = out["f/sentiment"]["ci95"]
+    assert lo < out["f/sentiment"]["difference"] <= hi <= 0.0
