@@ -254,7 +254,7 @@ def _trim_args(p: argparse.ArgumentParser, when: str) -> None:
 def _bundle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="bundle folder (default: the shipped models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8", help="which ONNX model to run (default int8)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="cores to use: onnxruntime runs at a time, one thread each (default: all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-ms", type=int, help="queueing budget before a request is refused with 503 (default 3000)")
     p.add_argument("--max-concurrency", type=int, help="requests in flight before new ones get 503 (default 512)")
     p.add_argument("--workers", type=int, help="model worker processes (default 2 on 2+ cores, else 1)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
+    p.add_argument("--threads", type=int, help="cores per worker: onnxruntime runs at a time (default: cores / workers)")
     p.add_argument("--api-key-file", help="require this file's key as a Bearer token (or set EARFUL_API_KEY)")
     p.set_defaults(func=cmd_serve)
 

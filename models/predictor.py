@@ -10,6 +10,7 @@ evaluation and the CLI all call this class, so what is evaluated is what is serv
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,16 @@ class Probabilities:
 
 
 class Predictor:
+    """Runs a bundle's ONNX model with ``threads`` onnxruntime runs at a time.
+
+    The session itself is single-threaded, and a call with several runs (see
+    :mod:`earful.models.batching`) hands them to ``threads`` callers at once:
+    onnxruntime releases the GIL while it runs, so each caller keeps one core
+    busy. On 2 cores that gave 35–45% more posts/s than one session with two
+    intra-op threads, whose parallel sections wait on each other (and on
+    anything else that takes a core) at every operator. A call with a single
+    run, such as one post, uses one core."""
+
     def __init__(self, bundle: Bundle, variant: str = "int8", threads: int | None = None):
         import onnxruntime as ort
 
@@ -83,8 +94,10 @@ class Predictor:
         self.variant = variant
         self.schema = bundle.schema
         self.encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
+        self.threads = threads or os.cpu_count() or 1
+        self._callers: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(bundle.onnx_path(variant)), options, providers=["CPUExecutionProvider"])
@@ -113,14 +126,25 @@ class Predictor:
             ids, cut = self.encoder.encode_ids([texts[i][: self.max_chars] for i in todo])
             truncated[todo] |= np.array(cut, dtype=bool)
             n_tokens[todo] = [len(x) for x in ids]
-            for chunk in plan_runs(n_tokens[todo], batch_size):
-                input_ids, mask = self.encoder.pad([ids[j] for j in chunk])
-                outputs = self.session.run(self.output_names, {"input_ids": input_ids, "attention_mask": mask})
+            for chunk, outputs in self._run_all(ids, plan_runs(n_tokens[todo], batch_size)):
                 rows = todo[chunk]
                 for task, logits in zip(self.schema.tasks, outputs):
                     temp = self.bundle.temperatures[task.name]
                     heads[task.name][rows] = sigmoid(logits, temp) if task.kind == "binary" else softmax(logits, temp)
         return Probabilities(heads["complaint_type"], heads["sentiment"], heads["troll"], heads["lang"], truncated, n_tokens, empty)
+
+    def _run_all(self, ids: list[list[int]], runs: list[np.ndarray]):
+        """``(run, outputs)`` per run, in order; up to ``threads`` runs at a time."""
+
+        def run(chunk: np.ndarray):
+            input_ids, mask = self.encoder.pad([ids[j] for j in chunk])
+            return chunk, self.session.run(self.output_names, {"input_ids": input_ids, "attention_mask": mask})
+
+        if self.threads == 1 or len(runs) < 2:
+            return map(run, runs)
+        if self._callers is None:
+            self._callers = ThreadPoolExecutor(self.threads, thread_name_prefix="earful-onnxruntime")
+        return self._callers.map(run, runs)
 
     def decide_language(self, text: str, lang_probs: np.ndarray, hint: str | None = None) -> LanguageResult:
         """Hint > no letters → und > confident head > langdetect > und."""
