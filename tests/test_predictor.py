@@ -89,3 +89,13 @@ def test_fp32_and_int8_agree_on_labels(tiny_bundle):
     b = Predictor.load(tiny_bundle, variant="fp32", threads=1).probabilities(texts)
     assert np.abs(a.complaint_type - b.complaint_type).max() < 0.1
     assert np.abs(a.troll - b.troll).max() < 0.1
+
+
+def test_parallel_runs_give_the_same_answers_in_the_same_order(tiny_bundle):
+    # many posts of varied length, so the call is cut into several runs that two callers share
+    texts = [("my order %d never came " % i) * (1 + i % 9) for i in range(120)]
+    one = Predictor.load(tiny_bundle, variant="fp32", threads=1).probabilities(texts, batch_size=8)
+    two = Predictor.load(tiny_bundle, variant="fp32", threads=2).probabilities(texts, batch_size=8)
+    for head in ("complaint_type", "sentiment", "troll", "lang"):
+        np.testing.assert_allclose(getattr(two, head), getattr(one, head), atol=1e-6)
+    assert (two.n_tokens == one.n_tokens).all()
