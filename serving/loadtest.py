@@ -41,14 +41,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def offline_throughput(bundle: str | None, texts: list[str]) -> float:
-    """Posts/s of one predictor using every core, given all posts in one call."""
-    from earful.models.predictor import Predictor
-
-    p = Predictor.load(bundle)
-    p.predict(texts[:32])
+def offline_throughput(predictor, texts: list[str]) -> float:
+    """Posts/s of a predictor using every core, given all posts in one call."""
+    predictor.predict(texts[:32])
     start = time.perf_counter()
-    p.predict(texts)
+    predictor.predict(texts)
     return len(texts) / (time.perf_counter() - start)
 
 
@@ -115,14 +112,16 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
     because on a shared 2-core machine one round can differ from the next by
     a factor of two."""
     from earful.eval.bench import sample_posts
+    from earful.models.predictor import Predictor
 
     files = sorted(glob.glob("data/validation/*.csv.gz"))
     texts = sample_posts(files, n_posts)
+    predictor = Predictor.load(bundle)
     results = []
     for r in range(rounds):
-        before = offline_throughput(bundle, texts)
+        before = offline_throughput(predictor, texts)
         levels = _service_round(bundle, texts, out / f"service.{r + 1}.log", requests, time_limit)
-        after = offline_throughput(bundle, texts)
+        after = offline_throughput(predictor, texts)
         at32 = next(level for level in levels if level["clients"] == 32)
         offline = (before + after) / 2
         results.append({"round": r + 1, "offline_posts_per_s": round(offline, 1), "offline_before_after": [round(before, 1), round(after, 1)],

@@ -7,8 +7,9 @@ of up to ``EARFUL_MAX_BATCH`` posts, waiting at most ``EARFUL_MAX_LATENCY_MS``
 request back its own slice. Checks, auth, logging and the response envelope
 (``{"results": [...], "model": {...}}``) live in :mod:`earful.serving.guard`.
 
-One process on purpose: a separate model service behind ``bentoml.depends``
-costs an extra serialisation hop per request on a 2-core machine, and
+One service on purpose, each worker process holding both the HTTP layer and a
+model: a separate model service behind ``bentoml.depends`` costs an extra
+serialisation hop per request on a 2-core machine, and
 bentoml 1.4.39's dependency client closes its pooled session every 100 calls
 while other calls are in flight (they fail as "Server disconnected").
 
