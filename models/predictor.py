@@ -19,7 +19,7 @@ import numpy as np
 from earful.metrics import sigmoid, softmax
 from earful.models.batching import plan_runs
 from earful.models.bundle import Bundle
-from earful.models.language import has_letters, langdetect_guess, linguistic_content
+from earful.models.language import langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
 from earful.models.tokenization import TextEncoder
 from earful.schema import UNDETERMINED
 
@@ -102,6 +102,9 @@ class Predictor:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(bundle.onnx_path(variant)), options, providers=["CPUExecutionProvider"])
         self.output_names = [t.name for t in self.schema.tasks]
+        languages = self.schema.task("lang").labels
+        self._head_scripts = scripts_of(languages)
+        self._fallback_scripts = scripts_of(langdetect_languages() - set(languages))
 
     @classmethod
     def load(cls, bundle: str | Path | Bundle | None = None, variant: str = "int8", threads: int | None = None) -> Predictor:
@@ -147,20 +150,29 @@ class Predictor:
         return self._callers.map(run, runs)
 
     def decide_language(self, text: str, lang_probs: np.ndarray, hint: str | None = None) -> LanguageResult:
-        """Hint > no letters → und > confident head > langdetect > und."""
+        """Hint > no letters → und > confident head > langdetect, where the post's
+        script is one some language the head lacks is written in > the head's
+        best guess, where the head knows a language of that script > und.
+
+        See :mod:`earful.models.language` for why langdetect is asked only there."""
         if hint:
             return LanguageResult(hint, 1.0, "hint")
         content = linguistic_content(text)
-        if not has_letters(content):
+        script = main_script(content)
+        if script is None:
             return LanguageResult(UNDETERMINED, 0.0, "rule")
         languages = self.schema.task("lang").labels
         best = int(np.argmax(lang_probs))
-        if lang_probs[best] >= self.bundle.lang_threshold:
-            return LanguageResult(languages[best], float(lang_probs[best]), "model")
-        guess = langdetect_guess(content)
-        if guess is not None and guess[1] >= self.bundle.lang_threshold:
-            return LanguageResult(guess[0], guess[1], "langdetect")
-        return LanguageResult(UNDETERMINED, float(lang_probs[best]), "rule")
+        confidence = float(lang_probs[best])
+        if confidence >= self.bundle.lang_threshold:
+            return LanguageResult(languages[best], confidence, "model")
+        if script in self._fallback_scripts:
+            guess = langdetect_guess(content)
+            if guess is not None and guess[1] >= self.bundle.lang_threshold:
+                return LanguageResult(guess[0], guess[1], "langdetect")
+        elif script in self._head_scripts:
+            return LanguageResult(languages[best], confidence, "model")
+        return LanguageResult(UNDETERMINED, confidence, "rule")
 
     def predict(self, texts: list[str], lang_hints: list[str | None] | None = None, batch_size: int = 64) -> list[Prediction]:
         """One :class:`Prediction` per text, in order.

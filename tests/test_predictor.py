@@ -66,6 +66,35 @@ def test_unknown_language_falls_back_to_langdetect(predictor, monkeypatch):
     assert predictor.decide_language(text, confident).code == "de"  # a confident head wins
 
 
+def test_langdetect_is_asked_only_where_the_script_needs_it(predictor, monkeypatch):
+    from earful.models import predictor as mod
+
+    unsure = np.full(3, 1 / 3)
+    # The tiny head knows de/en/es: Cyrillic is a script only languages it lacks are written in.
+    assert predictor.decide_language("Служба поддержки не отвечает уже неделю", unsure).code == "ru"
+
+    def no_langdetect(text):
+        raise AssertionError(f"langdetect asked about {text!r}")
+
+    monkeypatch.setattr(mod, "langdetect_guess", no_langdetect)
+    # No language earful or langdetect knows is written in Ethiopic.
+    assert (predictor.decide_language("ሰላም እንዴት ነህ", unsure).code, predictor.decide_language("ሰላም", unsure).source) == ("und", "rule")
+    # Where every langdetect language of the script is one the head knows, the head's best guess stands.
+    monkeypatch.setattr(predictor, "_fallback_scripts", set())
+    result = predictor.decide_language("Le service client ne répond jamais", np.array([0.2, 0.45, 0.35]))
+    assert (result.code, result.source, result.confidence) == ("en", "model", 0.45)
+
+
+def test_every_langdetect_language_has_its_script():
+    from earful.models.language import SCRIPTS, langdetect_languages, main_script, scripts_of
+
+    assert langdetect_languages() <= set(SCRIPTS)
+    assert main_script("Привет, hello мир") == "CYRILLIC" and main_script("🙂 123") is None
+    # The default head's 75 languages leave langdetect only Kannada, Malayalam and Nepali (Devanagari).
+    head = set(SCRIPTS) - {"kn", "ml", "ne"}
+    assert scripts_of(langdetect_languages() - head) == {"KANNADA", "MALAYALAM", "DEVANAGARI"}
+
+
 def test_language_hint_is_reported_as_such(predictor):
     [p] = predictor.predict(["hello there"], lang_hints=["pt"])
     assert (p.lang.code, p.lang.source) == ("pt", "hint")
