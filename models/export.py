@@ -1,7 +1,8 @@
 """From a trained model folder (``OUT/best`` of ``earful train``) to a bundle.
 
 Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
-sequence axes), quantizes it to int8 (dynamic, per-channel), checks both against
+sequence axes), quantizes it to int8 (dynamic, per-channel, after smoothing the
+activations on sample posts: :mod:`earful.models.smoothing`), checks both against
 torch on sample posts, and writes the self-describing bundle of
 :mod:`earful.models.bundle` with its checksum manifest.
 """
@@ -22,10 +23,13 @@ import numpy as np
 
 from earful.models.bundle import BUNDLE_FILE, write_manifest
 from earful.models.network import MultiTaskModel
+from earful.models.smoothing import ALPHA, smooth_activations
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
 OPSET = 17
+#: Posts sampled (seeded) to set the int8 smoothing scales.
+SMOOTHING_POSTS = 512
 #: fp32 ONNX must match torch to this (max |Δlogit|); a larger gap means a broken export.
 FP32_TOLERANCE = 1e-4
 #: Sample posts for the parity check: several scripts, lengths, and edge cases.
@@ -216,6 +220,24 @@ def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec,
     return trimmed, report
 
 
+def _smoothing_posts(training: dict[str, Any], given: list[str] | None) -> tuple[list[str], str]:
+    """A seeded sample of ``given`` or else of the training files named in
+    training.json, when they are at hand (paths as training saw them); the
+    parity posts when neither is."""
+    import random
+
+    from earful.labelled import read_labelled
+
+    origin = "the given posts"
+    if not given:
+        files = [f for f in training.get("config", {}).get("train", []) if Path(f).is_file()]
+        given = [t for f in files for t in read_labelled(f, require_text=False).text if t and t.strip()]
+        origin = f"{len(files)} training files"
+    if not given:
+        return list(PARITY_TEXTS), "the parity posts (the training files were not at hand)"
+    return random.Random(0).sample(given, min(SMOOTHING_POSTS, len(given))), origin
+
+
 def _base_trim(base: str | None) -> dict | None:
     """The trim report of a base encoder folder cut by ``earful base --trim-vocab``
     (the model was trained on that vocabulary), when the folder is at hand."""
@@ -243,6 +265,10 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     if parity:
         lines += ["", "## Export parity (max |Δlogit| vs torch on sample posts)",
                   f"- fp32: {parity['fp32_max_abs_diff']:.2e}", f"- int8: {parity.get('int8_max_abs_diff')}"]
+        if parity.get("int8_smoothing"):
+            sm = parity["int8_smoothing"]
+            lines.append(f"- int8 activations smoothed (SmoothQuant, alpha {sm['alpha']}) on {sm['posts']} posts "
+                         f"from {sm['posts_from']}.")
     base_trim = metrics.get("base_vocabulary_trim")
     if base_trim:
         lines += ["", "## Vocabulary",
@@ -257,13 +283,15 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
 
 def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True, fp32: bool = True,
                   card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False,
-                  trim: TrimSpec | None = None) -> Path:
+                  trim: TrimSpec | None = None, smoothing_posts: list[str] | None = None) -> Path:
     """Build a verified bundle folder from a trained model folder.
 
     ``card`` is Markdown appended to the generated model card (data sources,
     licenses, limits); ``provenance`` is stored as provenance.json; ``trim``
     cuts the vocabulary (see :mod:`earful.models.vocab`); ``fp32=False`` ships
-    only the int8 model (the fp32 one is still built, for the parity check)."""
+    only the int8 model (the fp32 one is still built, for the parity check);
+    ``smoothing_posts`` set the int8 activation smoothing (default: a seeded
+    sample of the model's training files, see :func:`_smoothing_posts`)."""
     if not (int8 or fp32):
         raise ValueError("a bundle needs at least one of the int8 and fp32 models")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -289,10 +317,16 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
         export_onnx(model, work / "model.fp32.onnx")
         outliers: dict[str, float] = {}
+        smoothing = None
         if int8:
             sample = encoder.encode(PARITY_TEXTS)
             outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
-            quantize_int8(work / "model.fp32.onnx", work / "model.int8.onnx", list(outliers))
+            texts, origin = _smoothing_posts(training, smoothing_posts)
+            batches = [encoder.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)]
+            n = smooth_activations(work / "model.fp32.onnx", work / "model.smoothed.onnx", [(b.input_ids, b.attention_mask) for b in batches])
+            quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers))
+            (work / "model.smoothed.onnx").unlink()
+            smoothing = {"alpha": ALPHA, "activations": n, "posts": len(texts), "posts_from": origin}
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
             raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
@@ -324,6 +358,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_label_agreement": parity.int8_label_agreement,
                 "texts": len(PARITY_TEXTS),
                 "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
+                "int8_smoothing": smoothing,
             },
             "vocabulary_trim": trim_report,
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
