@@ -50,6 +50,11 @@ def linguistic_content(text: str) -> str:
     return _STRIP.sub(" ", text).strip()
 
 
+def has_letters(text: str) -> bool:
+    """Cheaper than :func:`main_script` (it stops at the first letter), for the common case."""
+    return any(unicodedata.category(ch).startswith("L") for ch in text)
+
+
 def main_script(text: str) -> str | None:
     """The script most of the text's letters are in (None without letters)."""
     counts = Counter(unicodedata.name(ch, "?").split(" ", 1)[0] for ch in text if unicodedata.category(ch).startswith("L"))

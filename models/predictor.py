@@ -19,7 +19,7 @@ import numpy as np
 from earful.metrics import sigmoid, softmax
 from earful.models.batching import plan_runs
 from earful.models.bundle import Bundle
-from earful.models.language import langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
+from earful.models.language import has_letters, langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
 from earful.models.tokenization import TextEncoder
 from earful.schema import UNDETERMINED
 
@@ -158,14 +158,14 @@ class Predictor:
         if hint:
             return LanguageResult(hint, 1.0, "hint")
         content = linguistic_content(text)
-        script = main_script(content)
-        if script is None:
+        if not has_letters(content):
             return LanguageResult(UNDETERMINED, 0.0, "rule")
         languages = self.schema.task("lang").labels
         best = int(np.argmax(lang_probs))
         confidence = float(lang_probs[best])
         if confidence >= self.bundle.lang_threshold:
             return LanguageResult(languages[best], confidence, "model")
+        script = main_script(content)
         if script in self._fallback_scripts:
             guess = langdetect_guess(content)
             if guess is not None and guess[1] >= self.bundle.lang_threshold:

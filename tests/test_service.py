@@ -138,6 +138,33 @@ def test_concurrent_single_post_callers_are_batched_and_get_their_own_answers(se
     assert float(sums[0].split()[-1]) > float(counts[0].split()[-1])  # mean batch > 1 request: batching happened
 
 
+def test_load_generator_counts_every_answer(server):
+    import asyncio
+
+    from earful.serving.loadtest import _level
+
+    result = asyncio.run(_level(server.url + "/classify", ["my order never came", "gracias", "x " * 50], 4, 24, 60))
+    assert (result["requests"], result["ok"], result["codes"], result["malformed"]) == (24, 24, {200: 24}, 0)
+    assert result["throughput_rps"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+
+
+def test_load_generator_reads_chunked_and_closing_answers():
+    import asyncio
+
+    from earful.serving.loadtest import _read_response
+
+    async def read(raw):
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        return await _read_response(reader)
+
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    assert asyncio.run(read(chunked)) == (200, b"hello world", False)
+    closing = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{}"
+    assert asyncio.run(read(closing)) == (503, b"{}", True)
+
+
 def test_operations_endpoints(server):
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert httpx.get(server.url + "/readyz").status_code == 200
