@@ -10,6 +10,9 @@ overload hints and one structured log line per request.
 * ``/classify`` is a BentoML batchable API, which answers a bare list of
   results; the guard wraps it as ``{"results": [...], "model": {...}}`` and
   rewrites the OpenAPI document (``/docs.json``) to describe that envelope.
+* Every ``keepalive_requests``-th response of a worker carries
+  ``Connection: close``, so keep-alive clients get spread over the workers
+  again (see :mod:`earful.serving.config`).
 * Overload answers 503 with a ``Retry-After`` header, so clients back off
   instead of queueing without bound: either ``max_concurrency`` requests are
   already in flight (checked here, before any work), or the adaptive batcher's
@@ -86,6 +89,7 @@ class Guard:
         self.key = config.api_key.encode() if config.api_key else None
         self.max_body = config.max_posts * (config.max_chars * 4 + 256) + 4096
         self.in_flight = 0
+        self.responses = 0
 
     def _authorized(self, scope) -> bool:
         if self.key is None or scope["path"] in OPEN_PATHS:
@@ -150,8 +154,12 @@ class Guard:
 
         async def send_logged(message):
             if message["type"] == "http.response.start":
-                if message["status"] == 503:
-                    message = {**message, "headers": [*message.get("headers", []), (b"retry-after", RETRY_AFTER_SECONDS.encode())]}
+                extra = [(b"retry-after", RETRY_AFTER_SECONDS.encode())] if message["status"] == 503 else []
+                self.responses += 1
+                if self.config.keepalive_requests and self.responses % self.config.keepalive_requests == 0:
+                    extra.append((b"connection", b"close"))
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
                 record["status"] = message["status"]
             await send(message)
 

@@ -128,3 +128,23 @@ def test_parallel_runs_give_the_same_answers_in_the_same_order(tiny_bundle):
     for head in ("complaint_type", "sentiment", "troll", "lang"):
         np.testing.assert_allclose(getattr(two, head), getattr(one, head), atol=1e-6)
     assert (two.n_tokens == one.n_tokens).all()
+
+
+def test_a_few_posts_still_get_one_run_per_caller(tiny_bundle):
+    runs = []
+
+    class Counting:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            runs.append(len(feeds["input_ids"]))
+            return self.session.run(names, feeds)
+
+    texts = ["my order never came", "my order never went", "the app keeps crashing", "the app keeps failing"]
+    for threads, expected in ((1, [4]), (2, [2, 2])):
+        predictor = Predictor.load(tiny_bundle, threads=threads)
+        predictor.session = Counting(predictor.session)
+        runs.clear()
+        predictor.probabilities(texts)
+        assert sorted(runs) == expected, threads

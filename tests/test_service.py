@@ -65,7 +65,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):
-    s = Server(tiny_bundle, tmp_path_factory.mktemp("svc"), "open", "--max-posts", "8", "--max-chars", "2000")
+    s = Server(tiny_bundle, tmp_path_factory.mktemp("svc"), "open", "--max-posts", "8", "--max-chars", "2000", "--keepalive-requests", "5")
     yield s
     s.stop()
 
@@ -136,6 +136,14 @@ def test_concurrent_single_post_callers_are_batched_and_get_their_own_answers(se
     sums = [l for l in metrics.splitlines() if l.startswith("bentoml_service_adaptive_batch_size_sum")]
     counts = [l for l in metrics.splitlines() if l.startswith("bentoml_service_adaptive_batch_size_count")]
     assert float(sums[0].split()[-1]) > float(counts[0].split()[-1])  # mean batch > 1 request: batching happened
+
+
+def test_keep_alive_connections_are_closed_every_nth_response(server):
+    # A connection stays with one worker until it is closed, so one of 5 responses must say close;
+    # the reconnection may land on the other worker, which closes at its own 5th (so not all of them).
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        closing = [client.get("/healthz").headers.get("connection") == "close" for _ in range(5)]
+    assert any(closing) and not all(closing)
 
 
 def test_load_generator_counts_every_answer(server):
