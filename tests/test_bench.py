@@ -25,4 +25,5 @@ def test_bench_runs_end_to_end_on_a_tiny_bundle(tiny_bundle, tiny_data, tmp_path
     for key in ("speedup_vs_transformers", "speedup_vs_langdetect", "posts_per_s_int8", "fraction_of_peak"):
         assert b[key] and b[key] > 0, key
     assert b["posts_per_s_fp32"] > 0 and b["peak_gflops_int8"] > 0 and b["latency_ms_int8"]["p50"] > 0
+    assert len(b["speedup_vs_langdetect_rounds"]) == 3 and b["speedup_vs_langdetect"] == float(np.median(b["speedup_vs_langdetect_rounds"]))
     assert "speed-up vs transformers" in (tmp_path / "bench.md").read_text()
