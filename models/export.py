@@ -23,7 +23,7 @@ import numpy as np
 
 from earful.models.bundle import BUNDLE_FILE, write_manifest
 from earful.models.network import MultiTaskModel
-from earful.models.smoothing import ALPHA, smooth_activations
+from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
@@ -98,22 +98,14 @@ def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarra
     0.979 with all layers int8, 0.990 with only layer 4's down-projection kept
     in float). Returns ``{node name: range/RMS}`` for the outliers."""
     import onnx
-    import onnxruntime as ort
-    from onnx import helper
 
     model = onnx.load(str(fp32))
-    weights = {i.name for i in model.graph.initializer}
-    nodes = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    nodes = weighted_matmuls(model)
     names = list(dict.fromkeys(n.input[0] for n in nodes))
-    known = {o.name for o in model.graph.output}
-    model.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names if name not in known)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    values = dict(zip(names, sess.run(names, {"input_ids": input_ids, "attention_mask": attention_mask})))
-    tokens = attention_mask.astype(bool)
+    [values] = token_activations(model, names, [(input_ids, attention_mask)])
     out = {}
     for node in nodes:
         x = values[node.input[0]]
-        x = x[tokens] if x.shape[:2] == tokens.shape else x
         r = float((x.max() - x.min()) / max(np.sqrt(np.mean(np.square(x, dtype=np.float64))), 1e-12))
         if r >= ratio:
             out[node.name] = r

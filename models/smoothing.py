@@ -27,8 +27,17 @@ ALPHA = 0.8
 SUFFIX = "_smoothed"
 
 
-def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
-    """max |x_j| per channel of each named tensor over the batches' real tokens."""
+def weighted_matmuls(model) -> list:
+    """The MatMul nodes whose second input is a constant 2-D weight: the ones
+    int8 quantizes (and smoothing rescales)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2]
+
+
+def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]):
+    """Per batch, ``{name: values}`` of the named tensors as rows of channels,
+    only the real tokens' rows where the tensor is per token (padding would
+    skew the statistics)."""
     import onnx
     import onnxruntime as ort
     from onnx import helper
@@ -38,11 +47,17 @@ def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.n
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in known)
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    maxima: dict[str, np.ndarray] = {}
     for input_ids, mask in batches:
         tokens = mask.astype(bool)
-        for name, x in zip(names, sess.run(names, {"input_ids": input_ids, "attention_mask": mask})):
-            x = x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1])
+        values = sess.run(names, {"input_ids": input_ids, "attention_mask": mask})
+        yield {name: x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1]) for name, x in zip(names, values)}
+
+
+def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """max |x_j| per channel of each named tensor over the batches' real tokens."""
+    maxima: dict[str, np.ndarray] = {}
+    for values in token_activations(model, names, batches):
+        for name, x in values.items():
             m = np.abs(x).max(axis=0)
             maxima[name] = np.maximum(maxima[name], m) if name in maxima else m
     return maxima
@@ -58,9 +73,8 @@ def smooth_activations(src: Path, dst: Path, batches: list[tuple[np.ndarray, np.
     model = onnx.load(str(src))
     inits = {i.name: i for i in model.graph.initializer}
     readers: dict[str, list] = {}
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
-            readers.setdefault(node.input[0], []).append(node)
+    for node in weighted_matmuls(model):
+        readers.setdefault(node.input[0], []).append(node)
     maxima = channel_maxima(model, list(readers), batches)
     muls = {}
     for x, nodes in readers.items():
