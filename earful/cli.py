@@ -139,14 +139,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.trim_vocab:
         corpus, held_out = _trim_texts(args)
         trim = TrimSpec(corpus=corpus, held_out=held_out, max_pieces=args.max_pieces)
-    smoothing_posts = None
-    if args.smoothing_data:
+    calibration_posts = None
+    if args.calibration_data:
         from earful.labelled import read_labelled
 
-        smoothing_posts = [t for f in args.smoothing_data for t in read_labelled(f).text if t and t.strip()]
+        calibration_posts = [t for f in args.calibration_data for t in read_labelled(f).text if t and t.strip()]
     out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
                         fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim,
-                        smoothing_posts=smoothing_posts)
+                        calibration_posts=calibration_posts)
     metrics = json.loads((out / "metrics.json").read_text())
     print(json.dumps({"bundle": str(out), **metrics["export_parity"], "vocabulary_trim": metrics["vocabulary_trim"]}, indent=2))
 
@@ -298,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", help="JSON file of data provenance to store in the bundle")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 model")
     p.add_argument("--no-fp32", action="store_true", help="ship only the int8 model (smaller bundle)")
-    p.add_argument("--smoothing-data", nargs="+", metavar="FILE",
-                   help="labelled files whose posts set the int8 activation smoothing (default: the model's training files, when at hand)")
+    p.add_argument("--calibration-data", nargs="+", metavar="FILE",
+                   help="labelled files whose posts set the int8 activation smoothing and GPTQ weight rounding (default: the model's training files, when at hand)")
     _trim_args(p, "after training (prefer trimming the base before training: `earful base --trim-vocab`)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)

@@ -2,7 +2,8 @@
 
 Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
 sequence axes), quantizes it to int8 (dynamic, per-channel, after smoothing the
-activations on sample posts: :mod:`earful.models.smoothing`), checks both against
+activations on sample posts, :mod:`earful.models.smoothing`, with the weights
+rounded by GPTQ on the same posts, :mod:`earful.models.rounding`), checks both against
 torch on sample posts, and writes the self-describing bundle of
 :mod:`earful.models.bundle` with its checksum manifest.
 """
@@ -23,13 +24,14 @@ import numpy as np
 
 from earful.models.bundle import BUNDLE_FILE, write_manifest
 from earful.models.network import MultiTaskModel
+from earful.models.rounding import DAMPING, round_to_nearest, round_weights
 from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
 OPSET = 17
-#: Posts sampled (seeded) to set the int8 smoothing scales.
-SMOOTHING_POSTS = 512
+#: Posts sampled (seeded) to set the int8 smoothing scales and the GPTQ weight rounding.
+CALIBRATION_POSTS = 512
 #: fp32 ONNX must match torch to this (max |Δlogit|); a larger gap means a broken export.
 FP32_TOLERANCE = 1e-4
 #: Sample posts for the parity check: several scripts, lengths, and edge cases.
@@ -112,13 +114,17 @@ def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarra
     return out
 
 
-def quantize_int8(src: Path, dst: Path, float_activations: list[str] = ()) -> None:
+def quantize_int8(src: Path, dst: Path, float_activations: list[str] = (),
+                  weights: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
     """Dynamic int8 quantization, per output channel (keeps the pooled embedding
     far closer to fp32 than per-tensor scales).
 
     The MatMuls named in ``float_activations`` (see :func:`outlier_matmuls`)
     keep float activations; their weights are still stored as per-channel int8
-    (a DequantizeLinear in front of a float MatMul), so the file stays small."""
+    (a DequantizeLinear in front of a float MatMul), so the file stays small.
+    ``weights`` (``{weight initializer: (int8 levels, scale)}``, from
+    :func:`earful.models.rounding.round_weights`) replace onnxruntime's
+    round-to-nearest levels of those weights; the grid is the same."""
     import onnx
     from onnx import helper, numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -131,23 +137,34 @@ def quantize_int8(src: Path, dst: Path, float_activations: list[str] = ()) -> No
                          nodes_to_exclude=list(float_activations))
     finally:
         root.setLevel(level)
-    if not float_activations:
+    if not (float_activations or weights):
         return
+    weights = weights or {}
     model = onnx.load(str(dst))
     inits = {i.name: i for i in model.graph.initializer}
+
+    def put(name: str, value: np.ndarray) -> None:
+        if name in inits:
+            model.graph.initializer.remove(inits[name])
+        inits[name] = numpy_helper.from_array(value, name)
+        model.graph.initializer.append(inits[name])
+
+    for base, (levels, scale) in weights.items():
+        if base + "_quantized" in inits:  # a MatMul onnxruntime quantized: same symmetric grid, other levels
+            ours, theirs = numpy_helper.to_array(inits[base + "_quantized"]), numpy_helper.to_array(inits[base + "_scale"])
+            if np.any(numpy_helper.to_array(inits[base + "_zero_point"])) or ours.shape != levels.shape or theirs.shape != scale.shape:
+                raise RuntimeError(f"{base}: onnxruntime's weight grid is not symmetric per output channel; cannot use the given levels")
+            put(base + "_quantized", levels)
+            put(base + "_scale", scale)
     nodes = []
     for node in model.graph.node:
         if node.name in float_activations:
-            w = numpy_helper.to_array(inits[node.input[1]])
-            scale = (np.abs(w).max(axis=0) / 127).astype(np.float32)
-            scale[scale == 0] = 1.0
             base = node.input[1]
-            model.graph.initializer.remove(inits[base])
-            model.graph.initializer.extend([
-                numpy_helper.from_array(np.clip(np.round(w / scale), -127, 127).astype(np.int8), base + "_int8"),
-                numpy_helper.from_array(scale, base + "_scale"),
-                numpy_helper.from_array(np.zeros(len(scale), np.int8), base + "_zero"),
-            ])
+            levels, scale = weights.get(base) or round_to_nearest(numpy_helper.to_array(inits[base]))
+            model.graph.initializer.remove(inits.pop(base))
+            put(base + "_int8", levels)
+            put(base + "_scale", scale)
+            put(base + "_zero", np.zeros(len(scale), np.int8))
             nodes.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_scale", base + "_zero"],
                                           [base + "_dequantized"], name=node.name + "_weight", axis=1))
             node.input[1] = base + "_dequantized"
@@ -212,7 +229,7 @@ def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec,
     return trimmed, report
 
 
-def _smoothing_posts(training: dict[str, Any], given: list[str] | None) -> tuple[list[str], str]:
+def _calibration_posts(training: dict[str, Any], given: list[str] | None) -> tuple[list[str], str]:
     """A seeded sample of ``given`` or else of the training files named in
     training.json, when they are at hand (paths as training saw them); the
     parity posts when neither is."""
@@ -227,7 +244,7 @@ def _smoothing_posts(training: dict[str, Any], given: list[str] | None) -> tuple
         origin = f"{len(files)} training files"
     if not given:
         return list(PARITY_TEXTS), "the parity posts (the training files were not at hand)"
-    return random.Random(0).sample(given, min(SMOOTHING_POSTS, len(given))), origin
+    return random.Random(0).sample(given, min(CALIBRATION_POSTS, len(given))), origin
 
 
 def _base_trim(base: str | None) -> dict | None:
@@ -261,6 +278,10 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
             sm = parity["int8_smoothing"]
             lines.append(f"- int8 activations smoothed (SmoothQuant, alpha {sm['alpha']}) on {sm['posts']} posts "
                          f"from {sm['posts_from']}.")
+        if parity.get("int8_weight_rounding"):
+            r = parity["int8_weight_rounding"]
+            lines.append(f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
+                         f"on the same {r['posts']} posts.")
     base_trim = metrics.get("base_vocabulary_trim")
     if base_trim:
         lines += ["", "## Vocabulary",
@@ -275,15 +296,15 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
 
 def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True, fp32: bool = True,
                   card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False,
-                  trim: TrimSpec | None = None, smoothing_posts: list[str] | None = None) -> Path:
+                  trim: TrimSpec | None = None, calibration_posts: list[str] | None = None) -> Path:
     """Build a verified bundle folder from a trained model folder.
 
     ``card`` is Markdown appended to the generated model card (data sources,
     licenses, limits); ``provenance`` is stored as provenance.json; ``trim``
     cuts the vocabulary (see :mod:`earful.models.vocab`); ``fp32=False`` ships
     only the int8 model (the fp32 one is still built, for the parity check);
-    ``smoothing_posts`` set the int8 activation smoothing (default: a seeded
-    sample of the model's training files, see :func:`_smoothing_posts`)."""
+    ``calibration_posts`` set the int8 activation smoothing and weight rounding
+    (default: a seeded sample of the model's training files, see :func:`_calibration_posts`)."""
     if not (int8 or fp32):
         raise ValueError("a bundle needs at least one of the int8 and fp32 models")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -309,16 +330,18 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
         export_onnx(model, work / "model.fp32.onnx")
         outliers: dict[str, float] = {}
-        smoothing = None
+        smoothing = rounding = None
         if int8:
             sample = encoder.encode(PARITY_TEXTS)
             outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
-            texts, origin = _smoothing_posts(training, smoothing_posts)
-            batches = [encoder.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)]
-            n = smooth_activations(work / "model.fp32.onnx", work / "model.smoothed.onnx", [(b.input_ids, b.attention_mask) for b in batches])
-            quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers))
+            texts, origin = _calibration_posts(training, calibration_posts)
+            batches = [(b.input_ids, b.attention_mask) for b in (encoder.encode(texts[i:i + 64]) for i in range(0, len(texts), 64))]
+            n = smooth_activations(work / "model.fp32.onnx", work / "model.smoothed.onnx", batches)
+            weights = round_weights(work / "model.smoothed.onnx", batches)
+            quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers), weights)
             (work / "model.smoothed.onnx").unlink()
             smoothing = {"alpha": ALPHA, "activations": n, "posts": len(texts), "posts_from": origin}
+            rounding = {"method": "gptq", "weights": len(weights), "damping": DAMPING, "posts": len(texts), "posts_from": origin}
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
             raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
@@ -351,6 +374,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "texts": len(PARITY_TEXTS),
                 "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
                 "int8_smoothing": smoothing,
+                "int8_weight_rounding": rounding,
             },
             "vocabulary_trim": trim_report,
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
