@@ -1,7 +1,7 @@
 """From a trained model folder (``OUT/best`` of ``earful train``) to a bundle.
 
 Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
-sequence axes), quantizes it to int8 (dynamic, per-channel, after smoothing the
+sequence axes, Reshape targets made static: :mod:`earful.models.static_shapes`), quantizes it to int8 (dynamic, per-channel, after smoothing the
 activations on sample posts, :mod:`earful.models.smoothing`, with the weights
 rounded by GPTQ on the same posts, :mod:`earful.models.rounding`), checks both against
 torch on sample posts, and writes the self-describing bundle of
@@ -26,6 +26,7 @@ from earful.models.bundle import BUNDLE_FILE, write_manifest
 from earful.models.network import MultiTaskModel
 from earful.models.rounding import DAMPING, round_to_nearest, round_weights
 from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
+from earful.models.static_shapes import static_reshapes
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
@@ -329,6 +330,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
         encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
         export_onnx(model, work / "model.fp32.onnx")
+        static = static_reshapes(work / "model.fp32.onnx", work / "model.fp32.onnx")
         outliers: dict[str, float] = {}
         smoothing = rounding = None
         if int8:
@@ -376,6 +378,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_smoothing": smoothing,
                 "int8_weight_rounding": rounding,
             },
+            "graph": {"static_reshapes": static},
             "vocabulary_trim": trim_report,
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
         }

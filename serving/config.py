@@ -30,6 +30,15 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("0", "1", "true", "false"):
+        raise ConfigError(f"{name}={raw!r}: use 1 or 0")
+    return raw in ("1", "true")
+
+
 def default_workers() -> int:
     """Two workers when there are two cores or more, else one.
 
@@ -61,6 +70,11 @@ class ServeConfig:
     #: idle worker, which accepts first, takes them (three runs: both cores 95-99%
     #: busy), at the price of a reconnect per 50 requests.
     keepalive_requests: int = 50
+    #: BentoML opens an OpenTelemetry span per request even when no exporter is set:
+    #: leaving /classify out of tracing gave 6% more requests/s at 32 clients on 2
+    #: cores (two alternating pairs of 30-second runs). Latency and counts stay in
+    #: /metrics and the JSON access log; set it when a trace exporter is configured.
+    trace_classify: bool = False
 
     @classmethod
     def from_env(cls) -> ServeConfig:
@@ -90,4 +104,5 @@ class ServeConfig:
             max_concurrency=_int("EARFUL_MAX_CONCURRENCY", cls.max_concurrency),
             workers=workers,
             keepalive_requests=_int("EARFUL_KEEPALIVE_REQUESTS", cls.keepalive_requests, minimum=0),
+            trace_classify=_bool("EARFUL_TRACE_CLASSIFY", cls.trace_classify),
         )

@@ -18,6 +18,7 @@ Settings come from the environment (:class:`earful.serving.config.ServeConfig`).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
@@ -53,9 +54,19 @@ predicted_labels = bentoml.metrics.Counter(
 )
 
 
+
+
+@functools.cache
+def _label_counter(head: str, label: str):
+    """The counter child of one head and label (looked up once, not per post)."""
+    return predicted_labels.labels(head=head, label=label)
+
+
 # BentoML's own access log is off: the guard logs one JSON line per request instead.
 # The concurrency cap lives in the guard, which answers 503 + Retry-After (BentoML's own cap says 429).
-@bentoml.service(name="earful", workers=CONFIG.workers, logging={"access": {"enabled": False}}, traffic={"timeout": 120})
+# /classify is left out of OpenTelemetry tracing unless asked for (see ServeConfig.trace_classify).
+@bentoml.service(name="earful", workers=CONFIG.workers, logging={"access": {"enabled": False}}, traffic={"timeout": 120},
+                 tracing={} if CONFIG.trace_classify else {"excluded_urls": ["/classify"]})
 class Classifier:
     """earful: complaint type, sentiment, language and troll likelihood per social post.
 
@@ -80,10 +91,10 @@ class Classifier:
         out = []
         for post, pred in zip(posts, preds):
             if pred.status == "ok":
-                predicted_labels.labels(head="complaint_type", label=pred.complaint_type.label).inc()
-                predicted_labels.labels(head="sentiment", label=pred.sentiment.label).inc()
-                predicted_labels.labels(head="troll", label="troll" if pred.troll >= 0.5 else "not_troll").inc()
-            predicted_labels.labels(head="lang", label=pred.lang.code).inc()
+                _label_counter("complaint_type", pred.complaint_type.label).inc()
+                _label_counter("sentiment", pred.sentiment.label).inc()
+                _label_counter("troll", "troll" if pred.troll >= 0.5 else "not_troll").inc()
+            _label_counter("lang", pred.lang.code).inc()
             out.append(PostResult(id=post.id, **pred.to_dict()))
         return out
 

@@ -28,3 +28,13 @@ def test_bad_settings_are_named(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         ServeConfig.from_env()
+
+
+def test_classify_tracing_is_off_unless_asked(monkeypatch):
+    monkeypatch.delenv("EARFUL_TRACE_CLASSIFY", raising=False)
+    assert ServeConfig.from_env().trace_classify is False
+    monkeypatch.setenv("EARFUL_TRACE_CLASSIFY", "1")
+    assert ServeConfig.from_env().trace_classify is True
+    monkeypatch.setenv("EARFUL_TRACE_CLASSIFY", "maybe")
+    with pytest.raises(ConfigError, match="EARFUL_TRACE_CLASSIFY='maybe': use 1 or 0"):
+        ServeConfig.from_env()

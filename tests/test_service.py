@@ -74,7 +74,7 @@ def server(tiny_bundle, tmp_path_factory):
 def locked(tiny_bundle, tmp_path_factory):
     d = tmp_path_factory.mktemp("svc_key")
     (d / "key").write_text(KEY + "\n")
-    s = Server(tiny_bundle, d, "locked", "--api-key-file", str(d / "key"), "--max-concurrency", "2")
+    s = Server(tiny_bundle, d, "locked", "--api-key-file", str(d / "key"), "--max-concurrency", "2", "--trace-classify")
     yield s
     s.stop()
 
@@ -89,6 +89,13 @@ def test_classify_returns_results_in_order_with_model_info(server):
     assert {"complaint_type", "sentiment", "troll", "lang", "truncated", "status"} <= set(res[0])
     assert res[1]["lang"] == {"code": "es", "confidence": 1.0, "source": "hint"}
     assert res[2]["status"] == "empty" and res[2]["troll"] is None
+
+
+def test_classify_is_traced_only_when_asked(server, locked):
+    """BentoML names the OpenTelemetry span of a traced request in X-BentoML-Request-ID."""
+    body = {"posts": [{"text": "hello"}]}
+    assert "x-bentoml-request-id" not in server.post(body).headers
+    assert "x-bentoml-request-id" in locked.post(body, headers={"Authorization": f"Bearer {KEY}"}).headers
 
 
 BAD = [
