@@ -1,11 +1,12 @@
 """From a trained model folder (``OUT/best`` of ``earful train``) to a bundle.
 
 Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
-sequence axes, Reshape targets made static: :mod:`earful.models.static_shapes`), quantizes it to int8 (dynamic, per-channel, after smoothing the
-activations on sample posts, :mod:`earful.models.smoothing`, with the weights
-rounded by GPTQ on the same posts, :mod:`earful.models.rounding`), checks both against
-torch on sample posts, and writes the self-describing bundle of
-:mod:`earful.models.bundle` with its checksum manifest.
+sequence axes, Reshape targets made static: :mod:`earful.models.static_shapes`),
+quantizes it to int8 (dynamic, per channel, after smoothing the activations on
+sample posts, :mod:`earful.models.smoothing`, with the weights rounded by GPTQ
+on the same posts, :mod:`earful.models.rounding`), checks both against torch on
+sample posts, and writes the self-describing bundle of :mod:`earful.models.bundle`
+with its checksum manifest.
 """
 
 from __future__ import annotations
