@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from earful.models.probe import probe_session
+
 #: Share of the range moved into the weights (measured on the default model: 0.5, 0.65, 0.8 and 0.9 tried; 0.8 best).
 ALPHA = 0.8
 SUFFIX = "_smoothed"
@@ -38,15 +40,7 @@ def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, n
     """Per batch, ``{name: values}`` of the named tensors as rows of channels,
     only the real tokens' rows where the tensor is per token (padding would
     skew the statistics)."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in known)
-    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = probe_session(model, names)
     for input_ids, mask in batches:
         tokens = mask.astype(bool)
         values = sess.run(names, {"input_ids": input_ids, "attention_mask": mask})

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from earful.models.probe import probe_session
+
 #: Two (batch, sequence) probes: distinct from each other and from the model's constant dimensions.
 PROBES = ((3, 7), (5, 13))
 
@@ -46,8 +48,7 @@ def static_reshapes(src: Path, dst: Path) -> int:
     and the nodes nothing reads any more removed, to ``dst``; returns how many
     Reshapes were rewritten."""
     import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.load(str(src))
     constant = {i.name for i in model.graph.initializer} | {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
@@ -56,13 +57,8 @@ def static_reshapes(src: Path, dst: Path) -> int:
     if not reshapes:
         onnx.save(model, str(dst))
         return 0
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
     names = list(dict.fromkeys(x for n in reshapes for x in n.input[:2]))
-    known = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.make_tensor_value_info(x, types.get(x, onnx.TensorProto.FLOAT), None) for x in names if x not in known)
-    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = probe_session(model, names)
     seen = []
     for batch, seq in PROBES:
         feed = {i.name: np.ones((batch, seq), dtype=np.int64) for i in sess.get_inputs()}
