@@ -114,6 +114,21 @@ def cmd_train(args: argparse.Namespace) -> None:
                       "seconds": round(result.seconds, 1), "stopped_early": result.stopped_early}, indent=2))
 
 
+def cmd_refit_head(args: argparse.Namespace) -> None:
+    from earful.training.refit import RefitConfig, RefitError, refit_head
+
+    config = RefitConfig(model=args.model, train=args.train, validation=args.validation, output_dir=args.out, head=args.head,
+                         rows_per_label=args.rows_per_label, weight_decay=args.weight_decay, threads=args.threads)
+    try:
+        result = refit_head(config)
+    except RefitError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps({"output_dir": str(result.output_dir), "head": result.head, "train_rows": result.train_rows,
+                      "validation_rows": result.validation_rows, "validation_macro_f1_before": result.validation_macro_f1_before,
+                      "validation_macro_f1_after": result.validation_macro_f1_after, "temperature": round(result.temperature, 4),
+                      "seconds": result.seconds}, indent=2))
+
+
 def _trim_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The corpus whose piece counts decide a vocabulary trim, and a seeded sample
     of held-out texts to measure it on (--trim-vocab / --trim-check)."""
@@ -288,6 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("refit-head", help="fit one head of a trained model again on its frozen encoder (see training/refit.py)")
+    p.add_argument("model", help="the output folder of `earful train` (or its best/)")
+    p.add_argument("--head", default="lang", choices=("lang", "sentiment", "complaint_type"), help="the head to refit (default lang)")
+    p.add_argument("--train", nargs="+", help="labelled training files (default: the ones the model was trained on)")
+    p.add_argument("--validation", nargs="+", help="labelled validation files (default: the model's own; the temperature is fitted on them)")
+    p.add_argument("--out", required=True, help="model folder to write (must not exist)")
+    p.add_argument("--rows-per-label", type=int, default=1000, help="training rows per (source, label) at most (default 1000)")
+    p.add_argument("--weight-decay", type=float, default=1e-5, help="L2 penalty on the head's weights (default 1e-5)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_refit_head)
 
     p = sub.add_parser("export", help="export a trained model to an ONNX bundle (fp32 + int8)")
     p.add_argument("model", help="the output folder of `earful train` (or its best/)")
