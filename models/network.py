@@ -76,25 +76,35 @@ class MultiTaskModel(nn.Module):
             outputs.append(logits.squeeze(-1) if task.kind == "binary" else logits)
         return tuple(outputs)
 
-    def logits(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu") -> dict[str, "np.ndarray"]:
-        """Logits per head for tokenized texts, run in length-sorted batches (for
-        speed) and returned in input order. ``pad`` turns a list of id lists into
-        (input_ids, attention_mask) arrays (``TextEncoder.pad``)."""
+    def pooled(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu",
+               progress: str | None = None) -> "np.ndarray":
+        """The pooled encoder output (what every head reads) per tokenized text,
+        run in length-sorted batches (for speed) and returned in input order.
+        ``pad`` turns a list of id lists into (input_ids, attention_mask) arrays
+        (``TextEncoder.pad``); ``progress`` names a progress bar, if one is wanted."""
         import numpy as np
+        from tqdm.auto import tqdm
 
         self.eval()
         order = np.argsort([len(x) for x in ids], kind="stable")
-        names = [t.name for t in self.schema.tasks]
-        chunks: dict[str, list] = {n: [] for n in names}
-        with torch.inference_mode():
+        out = np.zeros((len(ids), self.encoder.config.hidden_size), np.float32)
+        with torch.inference_mode(), tqdm(total=len(ids), desc=progress, unit="row", dynamic_ncols=True, disable=progress is None) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 input_ids, mask = pad([ids[i] for i in idx])
-                out = self(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device))
-                for n, o in zip(names, out):
-                    chunks[n].append(o.float().cpu().numpy())
-        inverse = np.argsort(order)
-        return {n: np.concatenate(c)[inverse] for n, c in chunks.items()}
+                out[idx] = self.pool(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy()
+                bar.update(len(idx))
+        return out
+
+    def logits(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu") -> dict[str, "np.ndarray"]:
+        """Logits per head for tokenized texts, in input order (see :meth:`pooled`)."""
+        pooled = torch.from_numpy(self.pooled(ids, pad, batch_size, device)).to(device)
+        out = {}
+        with torch.inference_mode():
+            for task in self.schema.tasks:
+                logits = self.heads[task.name](pooled)
+                out[task.name] = (logits.squeeze(-1) if task.kind == "binary" else logits).float().cpu().numpy()
+        return out
 
     def save(self, directory: Path) -> None:
         from safetensors.torch import save_file

@@ -107,22 +107,6 @@ def _capped_rows(data: TokenizedData, y: np.ndarray, cap: int, seed: int) -> np.
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
-def pooled_outputs(model: MultiTaskModel, ids: list[list[int]], encoder: TextEncoder, batch_size: int, desc: str) -> np.ndarray:
-    """The encoder's masked-mean-pooled output per row (what every head reads), in row order."""
-    from tqdm.auto import tqdm
-
-    model.eval()
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.zeros((len(ids), model.encoder.config.hidden_size), np.float32)
-    with torch.inference_mode(), tqdm(total=len(ids), desc=desc, unit="row", dynamic_ncols=True) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            input_ids, mask = encoder.pad([ids[i] for i in idx])
-            out[idx] = model.pool(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
-            bar.update(len(idx))
-    return out
-
-
 def fit_linear(features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float,
                max_iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch L-BFGS, from (weight, bias)."""
@@ -174,8 +158,8 @@ def refit_head(config: RefitConfig) -> RefitResult:
     if known.sum() < 2:
         raise RefitError(f"the validation files have {int(known.sum())} rows with a {config.head} label; the temperature needs more")
 
-    train_x = pooled_outputs(model, [train.input_ids[i] for i in rows], encoder, config.batch_size, "encode train")
-    val_x = pooled_outputs(model, val.input_ids, encoder, config.batch_size, "encode validation")
+    train_x = model.pooled([train.input_ids[i] for i in rows], encoder.pad, config.batch_size, progress="encode train")
+    val_x = model.pooled(val.input_ids, encoder.pad, config.batch_size, progress="encode validation")
     head = model.heads[config.head]
     old_w, old_b = head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
     new_w, new_b = fit_linear(train_x, y_train[rows], old_w, old_b, config.weight_decay, config.max_iterations)
