@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from earful.models.bundle import BUNDLE_FILE, write_manifest
-from earful.models.network import MultiTaskModel
+from earful.models.network import MultiTaskModel, trained_folder
 from earful.models.rounding import DAMPING, round_to_nearest, round_weights
 from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
 from earful.models.static_shapes import static_reshapes
@@ -322,11 +322,10 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
     (default: a seeded sample of the model's training files, see :func:`_calibration_posts`)."""
     if not (int8 or fp32):
         raise ValueError("a bundle needs at least one of the int8 and fp32 models")
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if (model_dir / "best").is_dir():
-        model_dir = model_dir / "best"
-    if not (model_dir / "network.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a trained model folder (no network.json); give the output folder of `earful train`")
+    given, out_dir = model_dir, Path(out_dir)
+    model_dir = trained_folder(given)
+    if model_dir is None:
+        raise FileNotFoundError(f"{given} is not a trained model folder (no network.json); give the output folder of `earful train`")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
     model = MultiTaskModel.load(model_dir)

@@ -125,6 +125,15 @@ class MultiTaskModel(nn.Module):
         return model
 
 
+def trained_folder(path: str | Path) -> Path | None:
+    """The folder holding a trained model: ``path`` itself or its ``best/`` (the
+    output folder of ``earful train``); None when neither holds one."""
+    path = Path(path)
+    if (path / "best").is_dir():
+        path = path / "best"
+    return path if (path / CONFIG_FILE).is_file() else None
+
+
 def _bert_fields(encoder_config: dict) -> dict:
     """The transformers config minus keys that describe the saved file, not the model."""
     drop = {"architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"}

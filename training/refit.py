@@ -2,9 +2,9 @@
 
 Joint training spends its steps across four heads and fifteen sources, and a
 head can end it underfitted: after the default recipe's two stages the
-language head put 136 of 150 Indonesian validation sentences in Malay, although
-a linear classifier on the same pooled encoder outputs tells them apart far
-better. The encoder stays exactly as trained (so the other heads' outputs do
+language head put 136 of 150 Indonesian validation sentences in Malay; refitted
+on the same pooled encoder outputs (1,000 rows per source and language), it put
+129 of them right. The encoder stays exactly as trained (so the other heads' outputs do
 not change at all); only the chosen head's linear layer is fitted again, to
 convergence, by full-batch L-BFGS on the pooled outputs of that head's
 training rows (multinomial logistic regression, warm-started from the trained
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from earful.metrics import macro_f1
-from earful.models.network import CONFIG_FILE, MultiTaskModel
+from earful.models.network import CONFIG_FILE, MultiTaskModel, trained_folder
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.schema import COMPLAINT_TYPES
 from earful.training.calibrate import fit_temperature
@@ -76,14 +76,6 @@ class RefitResult:
     validation_macro_f1_after: float
     temperature: float
     seconds: float
-
-
-def _model_dir(path: Path) -> Path:
-    if (path / "best").is_dir():
-        path = path / "best"
-    if not (path / CONFIG_FILE).is_file():
-        raise RefitError(f"{path} is not a trained model folder (no {CONFIG_FILE}); give the output folder of `earful train`")
-    return path
 
 
 def _head_labels(data: TokenizedData, head: str) -> np.ndarray:
@@ -135,7 +127,9 @@ def refit_head(config: RefitConfig) -> RefitResult:
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    src = _model_dir(Path(config.model))
+    src = trained_folder(config.model)
+    if src is None:
+        raise RefitError(f"{config.model} is not a trained model folder (no {CONFIG_FILE}); give the output folder of `earful train`")
     model = MultiTaskModel.load(src)
     encoder = TextEncoder(src / TOKENIZER_FILE, model.config.max_length, model.config.input_prefix)
     languages = list(model.config.languages)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from earful.metrics import macro_f1
 from earful.models.encoder import BASE_NAME, E5_PREFIX, resolve_base
-from earful.models.network import MultiTaskModel
+from earful.models.network import MultiTaskModel, trained_folder
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.schema import COMPLAINT_TYPES
 from earful.training.calibrate import fit_temperature
@@ -189,10 +189,9 @@ class Trainer:
     def _init_from(self, source: Path) -> None:
         from safetensors.torch import load_file
 
-        if (source / "best").is_dir():
-            source = source / "best"
-        if not (source / "network.json").is_file():
-            raise TrainingError(f"init_from {source} is not a trained model folder (no network.json)")
+        given, source = source, trained_folder(source)
+        if source is None:
+            raise TrainingError(f"init_from {given} is not a trained model folder (no network.json)")
         previous = json.loads((source / "network.json").read_text())
         if previous["languages"] != self.languages:
             raise TrainingError(f"init_from {source} has lang head {previous['languages']}, this run has {self.languages}; "
