@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from earful.schema import TASK_NAMES
+
 # Never reach a model hub or send usage data, whatever the caller's environment says.
 for _var, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
                      ("BENTOML_DO_NOT_TRACK", "True"), ("TOKENIZERS_PARALLELISM", "false")):
@@ -115,18 +117,20 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_refit_head(args: argparse.Namespace) -> None:
-    from earful.training.refit import RefitConfig, RefitError, refit_head
+    from earful.training.refit import RefitConfig, RefitError, refit_heads
 
-    config = RefitConfig(model=args.model, train=args.train, validation=args.validation, output_dir=args.out, head=args.head,
-                         rows_per_label=args.rows_per_label, weight_decay=args.weight_decay, threads=args.threads)
+    config = RefitConfig(model=args.model, train=args.train, validation=args.validation, output_dir=args.out,
+                         heads=tuple(args.head or ("lang",)), rows_per_label=args.rows_per_label, weight_decay=args.weight_decay,
+                         keep_better=args.keep_better, threads=args.threads)
     try:
-        result = refit_head(config)
+        result = refit_heads(config)
     except RefitError as e:
         raise UsageError(str(e)) from None
-    print(json.dumps({"output_dir": str(result.output_dir), "head": result.head, "train_rows": result.train_rows,
-                      "validation_rows": result.validation_rows, "validation_macro_f1_before": result.validation_macro_f1_before,
-                      "validation_macro_f1_after": result.validation_macro_f1_after, "temperature": round(result.temperature, 4),
-                      "seconds": result.seconds}, indent=2))
+    print(json.dumps({"output_dir": str(result.output_dir), "encoded_rows": result.encoded_rows, "seconds": result.seconds,
+                      "heads": {h.head: {"train_rows": h.train_rows, "validation_rows": h.validation_rows,
+                                         "validation_macro_f1_before": h.validation_macro_f1_before,
+                                         "validation_macro_f1_after": h.validation_macro_f1_after,
+                                         "temperature": round(h.temperature, 4), "applied": h.applied} for h in result.heads}}, indent=2))
 
 
 def _trim_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -304,14 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("refit-head", help="fit one head of a trained model again on its frozen encoder (see training/refit.py)")
+    p = sub.add_parser("refit-head", help="fit heads of a trained model again on its frozen encoder (see training/refit.py)")
     p.add_argument("model", help="the output folder of `earful train` (or its best/)")
-    p.add_argument("--head", default="lang", choices=("lang", "sentiment", "complaint_type"), help="the head to refit (default lang)")
+    p.add_argument("--head", action="append", choices=TASK_NAMES,
+                   help="a head to refit; repeat for more (their rows are encoded once; default lang)")
     p.add_argument("--train", nargs="+", help="labelled training files (default: the ones the model was trained on)")
     p.add_argument("--validation", nargs="+", help="labelled validation files (default: the model's own; the temperature is fitted on them)")
     p.add_argument("--out", required=True, help="model folder to write (must not exist)")
-    p.add_argument("--rows-per-label", type=int, default=1000, help="training rows per (source, label) at most (default 1000)")
+    p.add_argument("--rows-per-label", type=int, default=1000, help="training rows per (source, language, label) and head at most (default 1000)")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="L2 penalty on the head's weights (default 1e-5)")
+    p.add_argument("--keep-better", action="store_true",
+                   help="keep a head as trained where its refit does not raise its macro-F1 on training's validation rows")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_refit_head)
 

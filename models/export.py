@@ -280,11 +280,15 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     ]
     for head, value in sorted(metrics.get("validation_macro_f1", {}).items()):
         lines.append(f"- {head}: macro-F1 {value:.3f}")
-    refit = metrics.get("refit")
-    if refit:
-        lines.append(f"- The {refit['head']} head was fitted again on the frozen encoder after training (`earful refit-head`, "
-                     f"{refit['train_rows']:,} rows): validation macro-F1 {refit['validation_macro_f1_before']:.3f} before, "
-                     f"{refit['validation_macro_f1_after']:.3f} after.")
+    for refit in metrics.get("refits", []):
+        for head, r in refit["heads"].items():
+            scores = f"validation macro-F1 {r['validation_macro_f1_before']:.3f} before, {r['validation_macro_f1_after']:.3f} after"
+            if r["applied"]:
+                lines.append(f"- The {head} head was fitted again on the frozen encoder after training (`earful refit-head`, "
+                             f"{r['train_rows']:,} rows): {scores}.")
+            else:
+                lines.append(f"- A refit of the {head} head on the frozen encoder ({r['train_rows']:,} rows) did not raise its "
+                             f"score ({scores}), so the trained head was kept.")
     parity = metrics.get("export_parity", {})
     if parity:
         lines += ["", "## Export parity (max |Δlogit| vs torch on sample posts)",
@@ -382,7 +386,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         metrics = {
             "validation_macro_f1": training.get("validation_macro_f1", {}),
             "training_epoch": training.get("epoch"),
-            "refit": training.get("refit"),
+            "refits": training.get("refits", []),
             "export_parity": {
                 "fp32_max_abs_diff": parity.fp32_max_abs_diff,
                 "int8_max_abs_diff": parity.int8_max_abs_diff,

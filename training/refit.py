@@ -1,23 +1,24 @@
-"""Refit one head of a trained model on its frozen encoder.
+"""Refit heads of a trained model on its frozen encoder.
 
 Joint training spends its steps across four heads and fifteen sources, and a
 head can end it underfitted: after the default recipe's two stages the
 language head put 136 of 150 Indonesian validation sentences in Malay; refitted
 on the same pooled encoder outputs (1,000 rows per source and language), it put
 129 of them right. The encoder stays exactly as trained (so the other heads' outputs do
-not change at all); only the chosen head's linear layer is fitted again, to
-convergence, by full-batch L-BFGS on the pooled outputs of that head's
-training rows (multinomial logistic regression, warm-started from the trained
-head), and its temperature is fitted again on the validation rows training
-used.
+not change at all); only the chosen heads' linear layers are fitted again, to
+convergence, by full-batch L-BFGS on the pooled outputs of their training rows,
+with the loss training uses for that head (warm-started from the trained head),
+and each one's temperature is fitted again on the validation rows training used.
+The rows of all chosen heads are encoded once, so refitting several heads in one
+call costs little more than the largest of them.
 
-    earful refit-head runs/default-stage2 --head lang --out runs/default-refit
+    earful refit-head runs/default-stage2 --head lang --head sentiment --out runs/default-refit
 
 It reads the training and validation files the model was trained with (its
 training.json) unless given others. The output is a model folder like
 ``best/`` of a training run, which ``earful export`` takes; in its
-training.json the head's validation macro-F1 is the refitted head's, and a
-``refit`` record keeps the figure before.
+training.json each refitted head's validation macro-F1 is the refitted head's,
+and a record in ``refits`` keeps the figures before.
 """
 
 from __future__ import annotations
@@ -30,18 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from earful.metrics import macro_f1
 from earful.models.network import CONFIG_FILE, MultiTaskModel, trained_folder
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
-from earful.schema import COMPLAINT_TYPES
-from earful.training.calibrate import fit_temperature
+from earful.schema import TASK_NAMES
 from earful.training.data import IGNORE, TokenizedData, load_sets, tokenize_sets
-
-#: Heads a refit can fit: the multi-class ones (troll is a single logit).
-REFIT_HEADS = ("lang", "sentiment", "complaint_type")
-
+from earful.training.trainer import head_loss, head_score, head_temperature, scored_rows
 
 class RefitError(ValueError):
     """A refit cannot run; the message says what to change."""
@@ -54,54 +49,71 @@ class RefitConfig:
     #: Labelled files; default: the ones the model was trained and validated on (its training.json).
     train: list[str] | None = None
     validation: list[str] | None = None
-    head: str = "lang"
-    #: At most this many training rows per (source, label), a seeded random subset: no source or label
-    #: outweighs the rest, and the pass over the rows stays short (each costs one encoder forward pass).
+    heads: tuple[str, ...] = ("lang",)
+    #: At most this many training rows per (source, language, label) and head, a seeded random subset: no
+    #: source, language or label outweighs the rest, and the pass over the rows stays short (each costs one
+    #: encoder forward pass).
     rows_per_label: int = 1000
-    #: L2 penalty on the head's weights, added to the mean cross-entropy.
+    #: L2 penalty on each head's weights, added to its mean loss.
     weight_decay: float = 1e-5
     max_iterations: int = 500
+    #: Keep a head's trained layer (and temperature) where the refitted one does not score higher on
+    #: training's validation rows: a model selection step on the same rows early stopping reads.
+    keep_better: bool = False
     batch_size: int = 128
     threads: int | None = None
     seed: int = 0
 
 
 @dataclass(frozen=True)
-class RefitResult:
-    output_dir: Path
+class HeadRefit:
+    """What refitting one head did, measured on training's validation rows."""
+
     head: str
     train_rows: int
     validation_rows: int
     validation_macro_f1_before: float
     validation_macro_f1_after: float
     temperature: float
+    #: False where ``keep_better`` kept the trained head (the refit did not raise its score).
+    applied: bool = True
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    output_dir: Path
+    heads: tuple[HeadRefit, ...]
+    #: Distinct training rows encoded (heads share the rows labelled for more than one of them).
+    encoded_rows: int
     seconds: float
 
 
-def _head_labels(data: TokenizedData, head: str) -> np.ndarray:
-    """The head's label per row; IGNORE where the row has none (coarse complaints included)."""
-    y = data.labels[head].copy()
-    if head == "complaint_type":
-        y[y >= len(COMPLAINT_TYPES)] = IGNORE
-    return y
-
-
-def _capped_rows(data: TokenizedData, y: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """Labelled rows, at most ``cap`` (a seeded random subset) per (source, label)."""
+def _capped_rows(data: TokenizedData, head: str, cap: int, seed: int) -> np.ndarray:
+    """Rows labelled for ``head``, at most ``cap`` (a seeded random subset) per (source, language, label)."""
     rng = np.random.default_rng(seed)
+    y, lang = data.labels[head], data.labels["lang"]
     keep = []
     labelled = np.flatnonzero(y != IGNORE)
     for source in np.unique(data.sources[labelled]):
         in_source = labelled[data.sources[labelled] == source]
-        for label in np.unique(y[in_source]):
-            rows = in_source[y[in_source] == label]
-            keep.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
+        for language in np.unique(lang[in_source]):
+            in_lang = in_source[lang[in_source] == language]
+            for label in np.unique(y[in_lang]):
+                rows = in_lang[y[in_lang] == label]
+                keep.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
-def fit_linear(features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float,
-               max_iterations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression by full-batch L-BFGS, from (weight, bias)."""
+def _head_logits(head: str, features: np.ndarray | torch.Tensor, weight, bias):
+    logits = features @ weight.T + bias
+    return logits[:, 0] if head == "troll" else logits
+
+
+def fit_head(head: str, features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float,
+             max_iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The head's linear layer that minimises training's loss for it (:func:`head_loss`) plus an L2
+    penalty, by full-batch L-BFGS from (weight, bias): logistic regression for the troll head, multinomial
+    for the others, with complaint type's coarse ``complaint`` rows counted as training counts them."""
     x, target = torch.from_numpy(features), torch.from_numpy(y)
     w = torch.tensor(weight, dtype=torch.float32, requires_grad=True)
     b = torch.tensor(bias, dtype=torch.float32, requires_grad=True)
@@ -109,7 +121,7 @@ def fit_linear(features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np
 
     def loss():
         opt.zero_grad()
-        value = F.cross_entropy(x @ w.T + b, target) + weight_decay * (w**2).sum()
+        value = head_loss(head, _head_logits(head, x, w, b), target) + weight_decay * (w**2).sum()
         value.backward()
         return value
 
@@ -117,10 +129,22 @@ def fit_linear(features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np
     return w.detach().numpy(), b.detach().numpy()
 
 
-def refit_head(config: RefitConfig) -> RefitResult:
-    """Fit ``config.head`` again on the frozen encoder; write the new model folder."""
-    if config.head not in REFIT_HEADS:
-        raise RefitError(f"head {config.head!r} cannot be refitted; choose one of {', '.join(REFIT_HEADS)}")
+def _record(history: dict, config: RefitConfig, train_files: list[str], val_files: list[str], result: RefitResult, src: Path) -> dict:
+    """training.json of the refitted folder: the source's, with the new scores and this refit appended to ``refits``."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("train", "validation", "heads")}
+    record = {**settings, "train": train_files, "validation": val_files, "refitted_from": str(src),
+              "heads": {h.head: {k: v for k, v in asdict(h).items() if k != "head"} for h in result.heads},
+              "encoded_rows": result.encoded_rows, "seconds": result.seconds}
+    scores = {**history.get("validation_macro_f1", {}), **{h.head: h.validation_macro_f1_after for h in result.heads if h.applied}}
+    return {**history, "validation_macro_f1": scores, "refits": [*history.get("refits", []), record]}
+
+
+def refit_heads(config: RefitConfig) -> RefitResult:
+    """Fit ``config.heads`` again on the frozen encoder; write the new model folder."""
+    unknown = [h for h in config.heads if h not in TASK_NAMES]
+    if unknown or not config.heads:
+        raise RefitError(f"cannot refit {', '.join(map(repr, unknown)) or 'no head'}; choose heads from {', '.join(TASK_NAMES)}")
+    heads = [h for h in TASK_NAMES if h in config.heads]
     out = Path(config.output_dir)
     if out.exists():
         raise RefitError(f"{out} exists; remove it or choose another --out")
@@ -133,59 +157,57 @@ def refit_head(config: RefitConfig) -> RefitResult:
     model = MultiTaskModel.load(src)
     encoder = TextEncoder(src / TOKENIZER_FILE, model.config.max_length, model.config.input_prefix)
     languages = list(model.config.languages)
-    training = json.loads((src / "training.json").read_text()) if (src / "training.json").is_file() else {}
-    trained_with = training.get("config", {})
+    history = json.loads((src / "training.json").read_text()) if (src / "training.json").is_file() else {}
+    trained_with = history.get("config", {})
 
     train_files, val_files = config.train or trained_with.get("train"), config.validation or trained_with.get("validation")
     if not train_files or not val_files:
         raise RefitError(f"{src}/training.json does not list the files the model was trained on; give --train and --validation")
     train = tokenize_sets(load_sets(train_files), encoder, languages)
-    y_train = _head_labels(train, config.head)
-    rows = _capped_rows(train, y_train, config.rows_per_label, config.seed)
-    if len(rows) == 0:
-        raise RefitError(f"no training row has a {config.head} label for this model's head")
-    # The validation rows training picked (same cap and seed), so the temperature is fitted as training's was.
+    rows = {h: _capped_rows(train, h, config.rows_per_label, config.seed) for h in heads}
+    if empty := [h for h in heads if len(rows[h]) == 0]:
+        raise RefitError(f"no training row has a label for the {', '.join(empty)} head; give --train files that label it")
+    # The validation rows training picked (same cap and seed), so scores and temperatures compare with training's.
     val = tokenize_sets(load_sets(val_files), encoder, languages, trained_with.get("max_validation_rows"),
                         trained_with.get("seed", 0))
-    y_val = _head_labels(val, config.head)
-    known = y_val != IGNORE
-    if known.sum() < 2:
-        raise RefitError(f"the validation files have {int(known.sum())} rows with a {config.head} label; the temperature needs more")
+    if few := [h for h in heads if not scored_rows(h, val.labels[h]).any()]:
+        raise RefitError(f"the validation files have no rows labelled for the {', '.join(few)} head; its temperature needs some")
 
-    train_x = model.pooled([train.input_ids[i] for i in rows], encoder.pad, config.batch_size, progress="encode train")
+    encoded = np.unique(np.concatenate(list(rows.values())))
+    train_x = model.pooled([train.input_ids[i] for i in encoded], encoder.pad, config.batch_size, progress="encode train")
     val_x = model.pooled(val.input_ids, encoder.pad, config.batch_size, progress="encode validation")
-    head = model.heads[config.head]
-    old_w, old_b = head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
-    new_w, new_b = fit_linear(train_x, y_train[rows], old_w, old_b, config.weight_decay, config.max_iterations)
 
-    n_classes = len(old_b)
-    before, after = val_x @ old_w.T + old_b, val_x @ new_w.T + new_b
-    f1_before = macro_f1(y_val[known], before[known].argmax(-1), n_classes)
-    f1_after = macro_f1(y_val[known], after[known].argmax(-1), n_classes)
-    temperature = fit_temperature(after[known], y_val[known], binary=False)
+    results, new_logits = [], {}
+    for h in heads:
+        layer = model.heads[h]
+        old_w, old_b = layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
+        x = train_x[np.searchsorted(encoded, rows[h])]
+        new_w, new_b = fit_head(h, x, train.labels[h][rows[h]], old_w, old_b, config.weight_decay, config.max_iterations)
+        before, after = _head_logits(h, val_x, old_w, old_b), _head_logits(h, val_x, new_w, new_b)
+        f1_before, f1_after = (round(float(head_score(h, v, val.labels[h])), 4) for v in (before, after))
+        applied = f1_after > f1_before or not config.keep_better
+        if applied:
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(new_w))
+                layer.bias.copy_(torch.from_numpy(new_b))
+            new_logits[h] = after
+        results.append(HeadRefit(h, len(rows[h]), int(scored_rows(h, val.labels[h]).sum()), f1_before, f1_after,
+                                 head_temperature(h, after, val.labels[h]), applied))
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(new_w))
-        head.bias.copy_(torch.from_numpy(new_b))
     model.save(tmp)
     calibration_path = tmp / "calibration.json"
     calibration = (json.loads(calibration_path.read_text()) if calibration_path.is_file()
                    else {"temperature": {}, "method": "temperature scaling on validation NLL"})
-    calibration["temperature"][config.head] = temperature
+    calibration["temperature"].update({r.head: r.temperature for r in results if r.applied})
     calibration_path.write_text(json.dumps(calibration, indent=2))
     if (tmp / "validation_logits.npz").is_file():
         saved = dict(np.load(tmp / "validation_logits.npz", allow_pickle=False))
-        if len(saved.get(f"logits_{config.head}", [])) == len(after):
-            saved[f"logits_{config.head}"] = after
-            np.savez(tmp / "validation_logits.npz", **saved)
-    result = RefitResult(out, config.head, len(rows), int(known.sum()), round(float(f1_before), 4), round(float(f1_after), 4),
-                         temperature, round(time.perf_counter() - started, 1))
-    record = {**asdict(config), "train": train_files, "validation": val_files, **{k: v for k, v in asdict(result).items() if k not in ("output_dir", "head")},
-              "refitted_from": str(src)}
-    scores = {**training.get("validation_macro_f1", {}), config.head: result.validation_macro_f1_after}
-    (tmp / "training.json").write_text(json.dumps({**training, "validation_macro_f1": scores, "refit": record}, indent=2))
+        saved.update({f"logits_{h}": v for h, v in new_logits.items() if len(saved.get(f"logits_{h}", [])) == len(v)})
+        np.savez(tmp / "validation_logits.npz", **saved)
+    result = RefitResult(out, tuple(results), len(encoded), round(time.perf_counter() - started, 1))
+    (tmp / "training.json").write_text(json.dumps(_record(history, config, train_files, val_files, result, src), indent=2))
     tmp.rename(out)
     return result

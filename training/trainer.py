@@ -66,34 +66,45 @@ class TrainResult:
     stopped_early: bool
 
 
-def multitask_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum over heads of each head's mean loss on the rows labelled for it.
+def scored_rows(task: str, y: np.ndarray | torch.Tensor):
+    """The rows a head is scored and calibrated on: fine labels for complaint type, any label otherwise."""
+    return ((y >= 0) & (y < N_FINE)) if task == "complaint_type" else (y != IGNORE)
+
+
+def head_loss(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """One head's mean loss on the rows labelled for it; None when no row is.
 
     complaint_type rows labelled only ``complaint`` contribute
     −log P(order_error ∪ product ∪ poor_service), so coarse labels teach the
     complaint/none boundary without claiming a type."""
-    parts: dict[str, torch.Tensor] = {}
-    ct, y = outputs["complaint_type"], batch["complaint_type"]
-    fine, coarse = (y >= 0) & (y < N_FINE), y == COARSE_COMPLAINT_ID
-    terms = []
-    if fine.any():
-        terms.append(F.cross_entropy(ct[fine], y[fine], reduction="sum"))
-    if coarse.any():
-        logits = ct[coarse]
-        terms.append((torch.logsumexp(logits, -1) - torch.logsumexp(logits[:, : N_FINE - 1], -1)).sum())
-    if terms:
-        parts["complaint_type"] = sum(terms) / (fine.sum() + coarse.sum())
-    for task in ("sentiment", "lang"):
-        y = batch[task]
-        if (y != IGNORE).any():
-            parts[task] = F.cross_entropy(outputs[task], y, ignore_index=IGNORE)
-    y = batch["troll"]
+    if task == "complaint_type":
+        fine, coarse = scored_rows(task, y), y == COARSE_COMPLAINT_ID
+        if not (fine.any() or coarse.any()):
+            return None
+        total = F.cross_entropy(logits[fine], y[fine], reduction="sum") if fine.any() else logits.new_zeros(())
+        if coarse.any():
+            rows = logits[coarse]
+            total = total + (torch.logsumexp(rows, -1) - torch.logsumexp(rows[:, : N_FINE - 1], -1)).sum()
+        return total / (fine.sum() + coarse.sum())
     known = y != IGNORE
-    if known.any():
-        parts["troll"] = F.binary_cross_entropy_with_logits(outputs["troll"][known], y[known].float())
+    if not known.any():
+        return None
+    if task == "troll":
+        return F.binary_cross_entropy_with_logits(logits[known], y[known].float())
+    return F.cross_entropy(logits[known], y[known])
+
+
+def multitask_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum over heads of each head's mean loss on the rows labelled for it (:func:`head_loss`)."""
+    parts = {task: loss for task, logits in outputs.items() if (loss := head_loss(task, logits, batch[task])) is not None}
     if not parts:  # cannot happen with validated data: every source labels some head
         raise TrainingError("a batch has no labels for any head")
     return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+
+
+def predict_logits(model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Logits for every row of a split, in row order."""
+    return model.logits(data.input_ids, encoder.pad, batch_size, device)
 
 
 def _device(name: str) -> torch.device:
@@ -102,39 +113,30 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def predict_logits(model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Logits for every row of a split, in row order."""
-    return model.logits(data.input_ids, encoder.pad, batch_size, device)
+def head_score(task: str, logits: np.ndarray, y: np.ndarray) -> float | None:
+    """A head's validation macro-F1 over the rows it has (fine) labels for; None when it has none."""
+    known = scored_rows(task, y)
+    if not known.any():
+        return None
+    if task == "troll":
+        return macro_f1(y[known], (logits[known] > 0).astype(np.int64), 2)
+    return macro_f1(y[known], logits[known].argmax(-1), logits.shape[-1])
 
 
-def head_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], n_langs: int) -> dict[str, float]:
-    """Validation macro-F1 per head, over the rows that head has (fine) labels for."""
-    scores = {}
-    y = labels["complaint_type"]
-    fine = (y >= 0) & (y < N_FINE)
-    if fine.any():
-        scores["complaint_type"] = macro_f1(y[fine], logits["complaint_type"][fine].argmax(-1), N_FINE)
-    for task, n in (("sentiment", 3), ("lang", n_langs)):
-        known = labels[task] != IGNORE
-        if known.any():
-            scores[task] = macro_f1(labels[task][known], logits[task][known].argmax(-1), n)
-    known = labels["troll"] != IGNORE
-    if known.any():
-        scores["troll"] = macro_f1(labels["troll"][known], (logits["troll"][known] > 0).astype(np.int64), 2)
-    return scores
+def head_temperature(task: str, logits: np.ndarray, y: np.ndarray) -> float:
+    """A head's temperature, fitted on the rows it is scored on (1.0 when there are none)."""
+    known = scored_rows(task, y)
+    binary = task == "troll"
+    return fit_temperature(logits[known], y[known].astype(np.float64) if binary else y[known], binary=binary)
+
+
+def head_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Validation macro-F1 per head that has labelled rows."""
+    return {task: score for task, value in logits.items() if (score := head_score(task, value, labels[task])) is not None}
 
 
 def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-    temps = {}
-    y = labels["complaint_type"]
-    fine = (y >= 0) & (y < N_FINE)
-    temps["complaint_type"] = fit_temperature(logits["complaint_type"][fine], y[fine], binary=False)
-    for task in ("sentiment", "lang"):
-        known = labels[task] != IGNORE
-        temps[task] = fit_temperature(logits[task][known], labels[task][known], binary=False)
-    known = labels["troll"] != IGNORE
-    temps["troll"] = fit_temperature(logits["troll"][known], labels["troll"][known].astype(np.float64), binary=True)
-    return temps
+    return {task: head_temperature(task, value, labels[task]) for task, value in logits.items()}
 
 
 class Trainer:
@@ -330,7 +332,7 @@ class Trainer:
         state["seconds"] = time.monotonic() - started
         if state["best_epoch"] < 0:  # stopped by max_steps before an epoch ended: keep what we have
             logits = predict_logits(self.model, self.val_data, self.encoder, self.device)
-            scores = head_scores(logits, self.val_data.labels, len(self.languages))
+            scores = head_scores(logits, self.val_data.labels)
             state["best_score"] = float(np.mean(list(scores.values()))) if scores else 0.0
             self._save_best(logits, scores, state["epoch"])
         finished = state["epoch"] >= cfg.epochs or stopped_early
@@ -343,7 +345,7 @@ class Trainer:
 
     def _end_epoch(self, state: dict) -> bool:
         logits = predict_logits(self.model, self.val_data, self.encoder, self.device)
-        scores = head_scores(logits, self.val_data.labels, len(self.languages))
+        scores = head_scores(logits, self.val_data.labels)
         mean = float(np.mean(list(scores.values()))) if scores else 0.0
         epoch = state["epoch"]
         with open(self.out / "history.jsonl", "a") as f:
