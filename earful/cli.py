@@ -237,7 +237,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise UsageError(f"no posts to benchmark on: {args.data_dir}/validation/ is empty; pass --data FILES")
     try:
         result = run_bench(files, bundle=args.bundle, n_posts=args.posts, latency_posts=args.latency_posts, threads=args.threads,
-                           with_transformers=not args.no_transformers)
+                           with_transformers=not args.no_transformers, fp32_bundle=args.fp32_bundle)
     except ValueError as e:
         raise UsageError(str(e)) from None
     write_bench(result, Path(args.out))
@@ -368,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput, latency, memory vs transformers and langdetect; writes bench.json + bench.md")
     p.add_argument("--out", required=True, help="folder for bench.json and bench.md")
     p.add_argument("--bundle", help="bundle folder (default: models/default)")
+    p.add_argument("--fp32-bundle", help="a full export of the same model, timed for the fp32 row when --bundle is int8-only")
     p.add_argument("--data", nargs="+", help="labelled files to draw posts from (default: data/validation/*)")
     p.add_argument("--data-dir", default="data", help=argparse.SUPPRESS)
     p.add_argument("--posts", type=int, default=1000, help="posts for the throughput runs (default 1000)")

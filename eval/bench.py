@@ -128,7 +128,11 @@ def encoder_gflop(n_tokens: np.ndarray, layers: int, hidden: int, ff: int) -> fl
 
 
 def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, latency_posts: int = 100,
-              threads: int | None = None, with_transformers: bool = True, rounds: int = 3) -> BenchResult:
+              threads: int | None = None, with_transformers: bool = True, rounds: int = 3,
+              fp32_bundle: str | None = None) -> BenchResult:
+    """``fp32_bundle``: a full export of the same model (name and version) to time fp32 from, when
+    ``bundle`` ships int8 only, as the repository's default does."""
+    from earful.models.bundle import Bundle
     from earful.models.predictor import Predictor
 
     threads = threads or os.cpu_count() or 1
@@ -149,12 +153,18 @@ def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, 
     lat_int8 = _latency(int8.predict, texts, latency_posts)
     rss = _rss_mb()
     pps_fp32 = lat_fp32 = None
-    if "fp32" in int8.bundle.variants:
-        fp32 = Predictor.load(int8.bundle, variant="fp32", threads=threads)
+    fp32_source = int8.bundle if "fp32" in int8.bundle.variants else (Bundle.load(fp32_bundle) if fp32_bundle else None)
+    if fp32_source is not None and (fp32_source.name, fp32_source.version) != (int8.bundle.name, int8.bundle.version):
+        raise ValueError(f"--fp32-bundle {fp32_source.path} is {fp32_source.name} {fp32_source.version}, not the benchmarked "
+                         f"{int8.bundle.name} {int8.bundle.version}; give a full export of the same model")
+    if fp32_source is not None and "fp32" not in fp32_source.variants:
+        raise ValueError(f"--fp32-bundle {fp32_source.path} has no fp32 model; export it without --no-fp32")
+    if fp32_source is not None:
+        fp32 = Predictor.load(fp32_source, variant="fp32", threads=threads)
         pps_fp32 = _throughput(fp32.predict, texts, len(texts))
         lat_fp32 = _latency(fp32.predict, texts, latency_posts)
     else:
-        notes.append("the bundle ships no fp32 model (int8 only); use a full export for the fp32 row")
+        notes.append("the bundle ships no fp32 model (int8 only); give a full export of it (--fp32-bundle) for the fp32 row")
     ids, _ = int8.encoder.encode_ids(texts)
     n_tokens = np.array([len(x) for x in ids])
     enc_cfg = _encoder_config(int8.bundle.path)

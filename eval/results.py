@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     bundle = Bundle.load(args.bundle)
     bench = None
     if not args.skip_bench:  # first, so its peak memory is the predictor's and not the evaluation's
-        bench = run_bench(sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")), bundle=args.bundle)
+        bench = run_bench(sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")), bundle=args.bundle,
+                          fp32_bundle=args.fp32_bundle)
         write_bench(bench, OUT / "bench")
     evaluation = run_eval(files, OUT / "int8", bundle=args.bundle, errors=10, baselines=["tfidf", "langdetect", "lingua"],
                           baseline_train=sorted(str(p) for p in Path("data/train").glob("*.csv.gz")))

@@ -27,3 +27,20 @@ def test_bench_runs_end_to_end_on_a_tiny_bundle(tiny_bundle, tiny_data, tmp_path
     assert b["posts_per_s_fp32"] > 0 and b["peak_gflops_int8"] > 0 and b["latency_ms_int8"]["p50"] > 0
     assert len(b["speedup_vs_langdetect_rounds"]) == 3 and b["speedup_vs_langdetect"] == float(np.median(b["speedup_vs_langdetect_rounds"]))
     assert "speed-up vs transformers" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_times_fp32_from_a_full_export_of_an_int8_only_bundle(tiny_run, tiny_bundle, tiny_data, tmp_path):
+    from earful.eval.bench import run_bench
+    from earful.models.export import export_bundle
+
+    card = "## Data\nSynthetic test rows."
+    int8_only = export_bundle(tiny_run, tmp_path / "int8", name="tiny-test", version="0.0.1", fp32=False, card=card)
+    args = dict(files=[str(tiny_data[1])], bundle=str(int8_only), n_posts=20, latency_posts=5, threads=1,
+                with_transformers=False, rounds=1)
+    alone = run_bench(**args)
+    assert alone.posts_per_s_fp32 is None and any("--fp32-bundle" in n for n in alone.notes)
+    paired = run_bench(**args, fp32_bundle=str(tiny_bundle))
+    assert paired.posts_per_s_fp32 > 0 and paired.latency_ms_fp32["p50"] > 0
+    other = export_bundle(tiny_run, tmp_path / "other", name="tiny-test", version="0.0.2", int8=False, card=card)
+    with pytest.raises(ValueError, match="not the benchmarked tiny-test 0.0.1"):
+        run_bench(**args, fp32_bundle=str(other))
