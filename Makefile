@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
-MODEL_VERSION ?= 0.3.0
+MODEL_VERSION ?= 0.4.0
 
 install: $(STAMP)
 
@@ -33,18 +33,23 @@ test: install
 	$(BIN)/pytest -q
 
 # The default model: cut the base encoder's vocabulary to the 60,000 pieces data/train uses most (so the
-# model trains on the segmentation the bundle serves), train the two stages of the recipe, refit the language
-# head on the frozen encoder (training/refit.py; at most 3,000 rows per source and language; skipped once its folder exists), then export an
-# int8-only bundle for the repository and a full one (with fp32) under runs/ for the int8-vs-fp32 comparison.
-# Run again after an interruption: each stage resumes from its checkpoint (a finished one returns at once).
+# model trains on the segmentation the bundle serves), train stages 1 and 2 of the recipe, refit the language
+# head on the frozen encoder (training/refit.py; at most 3,000 rows per source and language), train stage 3
+# from that, refit all four heads on the final encoder (each kept only where its refit scores higher on
+# validation), then export an int8-only bundle for the repository and a full one (with fp32) under runs/ for
+# the int8-vs-fp32 comparison. Run again after an interruption: each training stage resumes from its
+# checkpoint (a finished one returns at once) and a refit whose folder exists is skipped.
 model: install
 	$(BIN)/earful base --trim-vocab $(TRAIN_FILES) --trim-check $(VALIDATION_FILES) --max-pieces 60000 --out runs/default-base
 	$(BIN)/earful train --config training/configs/default.toml $(if $(wildcard runs/default/checkpoint),--resume)
 	$(BIN)/earful train --config training/configs/default_stage2.toml $(if $(wildcard runs/default-stage2/checkpoint),--resume)
 	$(if $(wildcard runs/default-refit3k/network.json),,$(BIN)/earful refit-head runs/default-stage2 --head lang --rows-per-label 3000 --out runs/default-refit3k)
-	$(BIN)/earful export runs/default-refit3k --out runs/default-bundle-full --name earful-default --version $(MODEL_VERSION) \
+	$(BIN)/earful train --config training/configs/default_stage3.toml $(if $(wildcard runs/default-stage3/checkpoint),--resume)
+	$(if $(wildcard runs/default-final/network.json),,$(BIN)/earful refit-head runs/default-stage3 --head lang --head sentiment \
+		--head complaint_type --head troll --keep-better --rows-per-label 3000 --out runs/default-final)
+	$(BIN)/earful export runs/default-final --out runs/default-bundle-full --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
-	$(BIN)/earful export runs/default-refit3k --out models/default --name earful-default --version $(MODEL_VERSION) \
+	$(BIN)/earful export runs/default-final --out models/default --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
 
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).
