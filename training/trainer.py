@@ -66,7 +66,7 @@ class TrainResult:
     stopped_early: bool
 
 
-def scored_rows(task: str, y: np.ndarray | torch.Tensor):
+def scored_rows(task: str, y: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """The rows a head is scored and calibrated on: fine labels for complaint type, any label otherwise."""
     return ((y >= 0) & (y < N_FINE)) if task == "complaint_type" else (y != IGNORE)
 
@@ -136,6 +136,7 @@ def head_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) ->
 
 
 def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """One temperature per head (:func:`head_temperature`)."""
     return {task: head_temperature(task, value, labels[task]) for task, value in logits.items()}
 
 
