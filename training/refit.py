@@ -194,6 +194,16 @@ def refit_heads(config: RefitConfig) -> RefitResult:
         results.append(HeadRefit(h, len(rows[h]), int(scored_rows(h, val.labels[h]).sum()), f1_before, f1_after,
                                  head_temperature(h, after, val.labels[h]), applied))
 
+    result = RefitResult(out, tuple(results), len(encoded), round(time.perf_counter() - started, 1))
+    _write_folder(src, out, model, {r.head: r.temperature for r in results if r.applied}, new_logits,
+                  _record(history, config, train_files, val_files, result, src))
+    return result
+
+
+def _write_folder(src: Path, out: Path, model: MultiTaskModel, temperatures: dict[str, float], logits: dict[str, np.ndarray],
+                  training: dict) -> None:
+    """``out``: a copy of the model folder ``src`` with the refitted weights, the new heads' temperatures and
+    validation logits, and ``training`` as its training.json; written beside it and renamed into place."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
@@ -201,13 +211,11 @@ def refit_heads(config: RefitConfig) -> RefitResult:
     calibration_path = tmp / "calibration.json"
     calibration = (json.loads(calibration_path.read_text()) if calibration_path.is_file()
                    else {"temperature": {}, "method": "temperature scaling on validation NLL"})
-    calibration["temperature"].update({r.head: r.temperature for r in results if r.applied})
+    calibration["temperature"].update(temperatures)
     calibration_path.write_text(json.dumps(calibration, indent=2))
     if (tmp / "validation_logits.npz").is_file():
         saved = dict(np.load(tmp / "validation_logits.npz", allow_pickle=False))
-        saved.update({f"logits_{h}": v for h, v in new_logits.items() if len(saved.get(f"logits_{h}", [])) == len(v)})
+        saved.update({f"logits_{h}": v for h, v in logits.items() if len(saved.get(f"logits_{h}", [])) == len(v)})
         np.savez(tmp / "validation_logits.npz", **saved)
-    result = RefitResult(out, tuple(results), len(encoded), round(time.perf_counter() - started, 1))
-    (tmp / "training.json").write_text(json.dumps(_record(history, config, train_files, val_files, result, src), indent=2))
+    (tmp / "training.json").write_text(json.dumps(training, indent=2))
     tmp.rename(out)
-    return result
