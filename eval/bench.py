@@ -127,12 +127,29 @@ def encoder_gflop(n_tokens: np.ndarray, layers: int, hidden: int, ff: int) -> fl
     return float(flops.mean() / 1e9)
 
 
+def _fp32_source(bundle, fp32_bundle: str | None):
+    """The bundle to time fp32 from: ``bundle`` itself when it has fp32, else ``fp32_bundle``, which must be
+    a full export of the same model; None when there is neither."""
+    from earful.models.bundle import Bundle
+
+    if "fp32" in bundle.variants:
+        return bundle
+    if not fp32_bundle:
+        return None
+    other = Bundle.load(fp32_bundle)
+    if (other.name, other.version) != (bundle.name, bundle.version):
+        raise ValueError(f"--fp32-bundle {other.path} is {other.name} {other.version}, not the benchmarked "
+                         f"{bundle.name} {bundle.version}; give a full export of the same model")
+    if "fp32" not in other.variants:
+        raise ValueError(f"--fp32-bundle {other.path} has no fp32 model; export it without --no-fp32")
+    return other
+
+
 def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, latency_posts: int = 100,
               threads: int | None = None, with_transformers: bool = True, rounds: int = 3,
               fp32_bundle: str | None = None) -> BenchResult:
     """``fp32_bundle``: a full export of the same model (name and version) to time fp32 from, when
     ``bundle`` ships int8 only, as the repository's default does."""
-    from earful.models.bundle import Bundle
     from earful.models.predictor import Predictor
 
     threads = threads or os.cpu_count() or 1
@@ -153,12 +170,7 @@ def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, 
     lat_int8 = _latency(int8.predict, texts, latency_posts)
     rss = _rss_mb()
     pps_fp32 = lat_fp32 = None
-    fp32_source = int8.bundle if "fp32" in int8.bundle.variants else (Bundle.load(fp32_bundle) if fp32_bundle else None)
-    if fp32_source is not None and (fp32_source.name, fp32_source.version) != (int8.bundle.name, int8.bundle.version):
-        raise ValueError(f"--fp32-bundle {fp32_source.path} is {fp32_source.name} {fp32_source.version}, not the benchmarked "
-                         f"{int8.bundle.name} {int8.bundle.version}; give a full export of the same model")
-    if fp32_source is not None and "fp32" not in fp32_source.variants:
-        raise ValueError(f"--fp32-bundle {fp32_source.path} has no fp32 model; export it without --no-fp32")
+    fp32_source = _fp32_source(int8.bundle, fp32_bundle)
     if fp32_source is not None:
         fp32 = Predictor.load(fp32_source, variant="fp32", threads=threads)
         pps_fp32 = _throughput(fp32.predict, texts, len(texts))
