@@ -264,6 +264,16 @@ def _base_trim(base: str | None) -> dict | None:
     return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
+def _base_description(base: str | None) -> str:
+    """What the base encoder is, for the model card: the name and weights its folder's ``source.json``
+    records (``earful base`` writes one), else the folder as training.json gives it."""
+    path = Path(base) / "source.json" if base else None
+    if path is None or not path.is_file():
+        return base or "unknown"
+    source = json.loads(path.read_text())
+    return f"{source['name']} ({source['weights']})" if source.get("weights") else source.get("name", base)
+
+
 def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
     lines = [
         f"# {info['name']} {info['version']}",
@@ -271,7 +281,7 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         "An earful model bundle: multilingual complaint type, sentiment, language and troll likelihood for social posts.",
         "",
         "## Model",
-        f"- Base encoder: {info['base_model']}; mean pooling; one linear head per task.",
+        f"- Base encoder: {_base_description(info['base_model'])}; mean pooling; one linear head per task.",
         f"- Languages of the lang head: {', '.join(info['languages'])}.",
         f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated and flagged).",
         f"- Variants: {', '.join(info['variants'])} (ONNX, run with onnxruntime).",

