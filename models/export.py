@@ -257,20 +257,24 @@ def _calibration_posts(training: dict[str, Any], given: list[str] | None) -> tup
     return random.Random(0).sample(given, min(CALIBRATION_POSTS, len(given))), origin
 
 
+def _base_json(base: str | None, name: str) -> dict | None:
+    """A JSON file that ``earful base`` wrote into the base encoder folder, when the folder is at hand."""
+    path = Path(base) / name if base else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
 def _base_trim(base: str | None) -> dict | None:
     """The trim report of a base encoder folder cut by ``earful base --trim-vocab``
-    (the model was trained on that vocabulary), when the folder is at hand."""
-    path = Path(base) / "trim.json" if base else None
-    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    (the model was trained on that vocabulary)."""
+    return _base_json(base, "trim.json")
 
 
 def _base_description(base: str | None) -> str:
     """What the base encoder is, for the model card: the name and weights its folder's ``source.json``
     records (``earful base`` writes one), else the folder as training.json gives it."""
-    path = Path(base) / "source.json" if base else None
-    if path is None or not path.is_file():
+    source = _base_json(base, "source.json")
+    if source is None:
         return base or "unknown"
-    source = json.loads(path.read_text())
     return f"{source['name']} ({source['weights']})" if source.get("weights") else source.get("name", base)
 
 
