@@ -182,7 +182,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = {"EARFUL_BUNDLE": str(bundle.path), "EARFUL_VARIANT": args.variant, "EARFUL_MAX_POSTS": args.max_posts,
                 "EARFUL_MAX_CHARS": args.max_chars, "EARFUL_MAX_BATCH": args.max_batch, "EARFUL_MAX_LATENCY_MS": args.max_latency_ms,
                 "EARFUL_MAX_CONCURRENCY": args.max_concurrency, "EARFUL_WORKERS": args.workers, "EARFUL_THREADS": args.threads,
-                "EARFUL_KEEPALIVE_REQUESTS": args.keepalive_requests, "EARFUL_TRACE_CLASSIFY": "1" if args.trace_classify else None,
+                "EARFUL_KEEPALIVE_REQUESTS": args.keepalive_requests, "EARFUL_RUN_OVERHEAD_TOKENS": args.run_overhead_tokens,
+                "EARFUL_TRACE_CLASSIFY": "1" if args.trace_classify else None,
                 "EARFUL_API_KEY_FILE": args.api_key_file}
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     env.setdefault("BENTOML_HOME", str(Path.home() / ".cache" / "earful" / "bentoml"))
@@ -400,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="cores per worker: onnxruntime runs at a time (default: cores / workers)")
     p.add_argument("--keepalive-requests", type=int,
                    help="a worker closes the connection of every Nth response, so keep-alive clients spread over the workers (default 50; 0 = never)")
+    p.add_argument("--run-overhead-tokens", type=int,
+                   help="a model run's fixed cost in padded tokens, for cutting batches into runs "
+                        "(default 0: measured on this machine at start-up)")
     p.add_argument("--trace-classify", action="store_true",
                    help="give /classify requests OpenTelemetry spans too (off by default: they cost ~6%% of throughput and no exporter is set)")
     p.add_argument("--api-key-file", help="require this file's key as a Bearer token (or set EARFUL_API_KEY)")

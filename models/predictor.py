@@ -10,6 +10,7 @@ evaluation and the CLI all call this class, so what is evaluated is what is serv
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from earful.metrics import sigmoid, softmax
-from earful.models.batching import plan_runs
+from earful.models.batching import RUN_OVERHEAD_TOKENS, overhead_tokens_from_timings, plan_runs
 from earful.models.bundle import Bundle
 from earful.models.language import has_letters, langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
 from earful.models.tokenization import TextEncoder
@@ -31,6 +32,11 @@ DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 #: Characters kept before tokenizing; far more than max_length tokens ever need,
 #: so a multi-megabyte "post" costs no more than a long one.
 CHARS_PER_TOKEN_CAP = 24
+#: (posts, tokens each) of the two runs :meth:`Predictor.measure_run_cost` times: a
+#: one-post run, mostly fixed cost, pins that cost down, and a sixteen-post run gives
+#: the cost per token (with 4- and 16-post runs the estimate wandered from 2 to 17
+#: tokens between calls on a 2-core machine; with these, from 5 to 11).
+COST_PROBE_SHAPES = ((1, 16), (16, 16))
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ class Predictor:
         self.schema = bundle.schema
         self.encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
         self.threads = threads or os.cpu_count() or 1
+        #: A run's fixed cost in padded tokens, for :func:`plan_runs` (see :meth:`measure_run_cost`).
+        self.run_overhead_tokens = RUN_OVERHEAD_TOKENS
         self._callers: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -138,12 +146,36 @@ class Predictor:
             n_tokens[todo] = [len(x) for x in ids]
             # At least one run per caller when there are posts enough, so that a call with a few posts uses every core.
             per_run = min(batch_size, -(-len(todo) // self.threads))
-            for chunk, outputs in self._run_all(ids, plan_runs(n_tokens[todo], per_run)):
+            for chunk, outputs in self._run_all(ids, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)):
                 rows = todo[chunk]
                 for task, logits in zip(self.schema.tasks, outputs):
                     temp = self.bundle.temperatures[task.name]
                     heads[task.name][rows] = sigmoid(logits, temp) if task.kind == "binary" else softmax(logits, temp)
         return Probabilities(heads["complaint_type"], heads["sentiment"], heads["troll"], heads["lang"], truncated, n_tokens, empty)
+
+    def measure_run_cost(self, repeats: int = 5) -> int:
+        """Time runs of two sizes on this machine and plan later runs with the fixed cost they show.
+
+        The default overhead was measured on one machine; on another the ratio of
+        a run's fixed cost to its per-token cost can differ several-fold (see
+        :mod:`earful.models.batching`). The service calls this at start-up, where
+        batches are small and the split matters most. Plans then depend on timings,
+        and int8 probabilities on the plan (~1e-3), so batch scoring and evaluation
+        keep the default and stay reproducible. Returns the overhead in tokens."""
+        feeds = {}
+        for posts, width in COST_PROBE_SHAPES:
+            ids = np.full((posts, width), self.encoder.pad_id + 1, dtype=np.int64)
+            feeds[posts * width] = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        seconds: dict[int, list[float]] = {n: [] for n in feeds}
+        for attempt in range(repeats + 1):  # the first round warms up and is not counted
+            for n, feed in feeds.items():
+                start = time.perf_counter()
+                self.session.run(self.output_names, feed)
+                if attempt:
+                    seconds[n].append(time.perf_counter() - start)
+        small, large = sorted((n, min(t)) for n, t in seconds.items())  # interference only ever adds time
+        self.run_overhead_tokens = overhead_tokens_from_timings(small, large)
+        return self.run_overhead_tokens
 
     def _run_all(self, ids: list[list[int]], runs: list[np.ndarray]):
         """``(run, outputs)`` per run, in order; up to ``threads`` runs at a time."""

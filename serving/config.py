@@ -70,6 +70,11 @@ class ServeConfig:
     #: idle worker, which accepts first, takes them (three runs: both cores 95-99%
     #: busy), at the price of a reconnect per 50 requests.
     keepalive_requests: int = 50
+    #: A model run's fixed cost in padded tokens, which decides how each batch is
+    #: cut into onnxruntime runs (:mod:`earful.models.batching`); 0 measures it at
+    #: start-up, since it differs several-fold between machines. Set it to fix the
+    #: cut, and so int8 probabilities to the last ~1e-3, across restarts.
+    run_overhead_tokens: int = 0
     #: BentoML opens an OpenTelemetry span per request even when no exporter is set:
     #: leaving /classify out of tracing gave 6% more requests/s at 32 clients on 2
     #: cores (two alternating pairs of 30-second runs). Latency and counts stay in
@@ -104,5 +109,6 @@ class ServeConfig:
             max_concurrency=_int("EARFUL_MAX_CONCURRENCY", cls.max_concurrency),
             workers=workers,
             keepalive_requests=_int("EARFUL_KEEPALIVE_REQUESTS", cls.keepalive_requests, minimum=0),
+            run_overhead_tokens=_int("EARFUL_RUN_OVERHEAD_TOKENS", cls.run_overhead_tokens, minimum=0),
             trace_classify=_bool("EARFUL_TRACE_CLASSIFY", cls.trace_classify),
         )

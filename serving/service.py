@@ -78,8 +78,13 @@ class Classifier:
 
         self.predictor = Predictor.load(CONFIG.bundle, variant=CONFIG.variant, threads=CONFIG.threads)
         self.predictor.predict(WARMUP_TEXTS)
+        if CONFIG.run_overhead_tokens:
+            self.predictor.run_overhead_tokens = CONFIG.run_overhead_tokens
+        else:
+            self.predictor.measure_run_cost()
         b = self.predictor.bundle
-        log.info(json.dumps({"event": "model_loaded", "bundle": b.name, "version": b.version, "variant": CONFIG.variant}))
+        log.info(json.dumps({"event": "model_loaded", "bundle": b.name, "version": b.version, "variant": CONFIG.variant,
+                             "run_overhead_tokens": self.predictor.run_overhead_tokens}))
 
     @bentoml.api(route="/classify", batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=CONFIG.max_latency_ms)
     def classify(self, posts: list[Post]) -> list[PostResult]:

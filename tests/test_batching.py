@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from earful.models.batching import plan_runs
+from earful.models.batching import overhead_tokens_from_timings, plan_runs
 
 
 def _cost(runs, lengths, overhead):
@@ -52,3 +52,23 @@ def test_rejects_a_batch_size_below_one():
 
 def test_empty_input_gives_no_runs():
     assert plan_runs([], max_posts=4) == []
+
+
+def test_overhead_is_the_fixed_cost_over_the_per_token_cost():
+    fixed, per_token = 2.5e-3, 65e-6  # the default bundle on the machine the constants were measured on
+    small, large = (64, fixed + 64 * per_token), (256, fixed + 256 * per_token)
+    assert overhead_tokens_from_timings(small, large) == 38
+
+
+@pytest.mark.parametrize("small, large, expected", [
+    ((64, 0.030), (256, 0.140), 1),  # a run costs nothing before its tokens (clamped up to 1)
+    ((64, 1.000), (256, 1.001), 128),  # tokens are nearly free: clamped down
+    ((64, 0.050), (256, 0.040), 32),  # noise gave a negative per-token cost: the default
+])
+def test_overhead_is_clamped_and_falls_back_on_nonsense(small, large, expected):
+    assert overhead_tokens_from_timings(small, large) == expected
+
+
+def test_overhead_needs_a_larger_second_run():
+    with pytest.raises(ValueError, match="more tokens"):
+        overhead_tokens_from_timings((256, 0.1), (64, 0.03))

@@ -130,21 +130,44 @@ def test_parallel_runs_give_the_same_answers_in_the_same_order(tiny_bundle):
     assert (two.n_tokens == one.n_tokens).all()
 
 
+class RecordingSession:
+    """Wraps an onnxruntime session and records the (posts, width) of every run."""
+
+    def __init__(self, session):
+        self.session = session
+        self.shapes = []
+
+    def run(self, names, feeds):
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(names, feeds)
+
+
 def test_a_few_posts_still_get_one_run_per_caller(tiny_bundle):
-    runs = []
-
-    class Counting:
-        def __init__(self, session):
-            self.session = session
-
-        def run(self, names, feeds):
-            runs.append(len(feeds["input_ids"]))
-            return self.session.run(names, feeds)
-
     texts = ["my order never came", "my order never went", "the app keeps crashing", "the app keeps failing"]
     for threads, expected in ((1, [4]), (2, [2, 2])):
         predictor = Predictor.load(tiny_bundle, threads=threads)
-        predictor.session = Counting(predictor.session)
-        runs.clear()
+        predictor.session = RecordingSession(predictor.session)
         predictor.probabilities(texts)
-        assert sorted(runs) == expected, threads
+        assert sorted(posts for posts, _ in predictor.session.shapes) == expected, threads
+
+
+def test_the_run_overhead_decides_how_a_batch_is_cut(tiny_bundle):
+    texts = [("late " * (1 + i % 7)).strip() for i in range(14)]  # 7 lengths, two posts each
+    predictor = Predictor.load(tiny_bundle, threads=1)
+    cuts = {}
+    for overhead in (1, 128):
+        predictor.run_overhead_tokens = overhead
+        predictor.session = RecordingSession(getattr(predictor.session, "session", predictor.session))
+        predictor.probabilities(texts)
+        cuts[overhead] = predictor.session.shapes
+    assert len(cuts[1]) == 7  # a run is nearly free: one run per length, no padding
+    assert len(cuts[128]) < len(cuts[1])  # a run is dear: fewer runs, more padding
+
+
+def test_measured_run_overhead_is_used_and_within_bounds(tiny_bundle):
+    from earful.models.batching import OVERHEAD_TOKENS_RANGE
+
+    predictor = Predictor.load(tiny_bundle, threads=1)
+    overhead = predictor.measure_run_cost(repeats=2)
+    assert overhead == predictor.run_overhead_tokens
+    assert isinstance(overhead, int) and OVERHEAD_TOKENS_RANGE[0] <= overhead <= OVERHEAD_TOKENS_RANGE[1]

@@ -38,3 +38,13 @@ def test_classify_tracing_is_off_unless_asked(monkeypatch):
     monkeypatch.setenv("EARFUL_TRACE_CLASSIFY", "maybe")
     with pytest.raises(ConfigError, match="EARFUL_TRACE_CLASSIFY='maybe': use 1 or 0"):
         ServeConfig.from_env()
+
+
+def test_run_overhead_is_measured_unless_given(monkeypatch):
+    monkeypatch.delenv("EARFUL_RUN_OVERHEAD_TOKENS", raising=False)
+    assert ServeConfig.from_env().run_overhead_tokens == 0
+    monkeypatch.setenv("EARFUL_RUN_OVERHEAD_TOKENS", "12")
+    assert ServeConfig.from_env().run_overhead_tokens == 12
+    monkeypatch.setenv("EARFUL_RUN_OVERHEAD_TOKENS", "-1")
+    with pytest.raises(ConfigError, match="EARFUL_RUN_OVERHEAD_TOKENS=-1 must be at least 0"):
+        ServeConfig.from_env()
