@@ -84,7 +84,7 @@ def _measured_elsewhere() -> list[str]:
             body = path.read_text().strip()
             if body.startswith("#"):  # the file's own title; the section gives one
                 body = body.split("\n", 1)[1].strip()
-            lines += ["", f"**{title}** (`.venv/bin/{command}`; measured on this 2-core machine):", "", body]
+            lines += ["", f"**{title}** (`.venv/bin/{command}`; measured on a 2-core machine):", "", body]
     return lines
 
 

@@ -156,6 +156,30 @@ def _service_round(bundle: str | None, texts: list[str], log_path: Path, request
             proc.wait(timeout=30)
 
 
+def machine() -> str:
+    """The processor, in words: figures from machines with and without VNNI differ several-fold."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    model = fields.get("model name\t", "").strip() or "unknown processor"
+    flags = set(fields.get("flags\t\t", "").split())
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "no VNNI"
+    return f"{model}, {os.cpu_count()} cores, {simd}, {vnni}"
+
+
+def _logged_overheads(log_path: Path) -> list[int]:
+    """The run overhead each worker measured at start-up, from its model_loaded log line."""
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line).get("record", {})
+        except (ValueError, AttributeError):
+            continue  # BentoML's own lines
+        if isinstance(record, dict) and record.get("event") == "model_loaded":
+            found.append(record.get("run_overhead_tokens"))
+    return found
+
+
 def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: float, rounds: int = 3) -> dict:
     """``rounds`` rounds of: offline figure, service at every level, offline figure again.
 
@@ -169,6 +193,8 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
     files = sorted(glob.glob("data/validation/*.csv.gz"))
     texts = sample_posts(files, n_posts)
     predictor = Predictor.load(bundle)
+    # The service measures a run's fixed cost at start-up and cuts batches with it; so does the offline figure.
+    overhead = predictor.measure_run_cost()
     results = []
     for r in range(rounds):
         before = offline_throughput(predictor, texts)
@@ -177,11 +203,13 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
         at32 = next(level for level in levels if level["clients"] == 32)
         offline = (before + after) / 2
         results.append({"round": r + 1, "offline_posts_per_s": round(offline, 1), "offline_before_after": [round(before, 1), round(after, 1)],
+                        "service_run_overhead_tokens": _logged_overheads(out / f"service.{r + 1}.log"),
                         "levels": levels, "fraction_at_32_clients": round(at32["throughput_rps"] / offline, 3)})
     fractions = [x["fraction_at_32_clients"] for x in results]
     median = sorted(results, key=lambda x: x["fraction_at_32_clients"])[len(results) // 2]
     result = {"rounds": results, "median_round": median["round"], "fraction_at_32_clients": median["fraction_at_32_clients"],
-              "fraction_range": [min(fractions), max(fractions)], "posts_per_request": 1, "cores": os.cpu_count(),
+              "fraction_range": [min(fractions), max(fractions)], "posts_per_request": 1, "cores": os.cpu_count(), "machine": machine(),
+              "offline_run_overhead_tokens": overhead,
               "workers": os.environ.get("EARFUL_WORKERS", "default"), "threads": os.environ.get("EARFUL_THREADS", "default")}
     (out / "loadtest.json").write_text(json.dumps(result, indent=2))
     (out / "loadtest.md").write_text(_markdown(result))
@@ -190,7 +218,7 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
 
 def _markdown(result: dict) -> str:
     median = next(x for x in result["rounds"] if x["round"] == result["median_round"])
-    lines = [f"Median of {len(result['rounds'])} rounds (round {median['round']}):", "",
+    lines = [f"Median of {len(result['rounds'])} rounds (round {median['round']}), on {result['machine']}:", "",
              "| clients | requests | req/s | req/s, all rounds | p50 ms | p99 ms | status codes | client CPU ms/request |",
              "|---|---|---|---|---|---|---|---|"]
     for i, v in enumerate(median["levels"]):
@@ -201,7 +229,9 @@ def _markdown(result: dict) -> str:
     before, after = median["offline_before_after"]
     lines += ["", f"Offline predictor on the same posts (one process, every core, all posts in one call): {median['offline_posts_per_s']:.1f} "
                   f"posts/s in that round (mean of {before:.1f} before and {after:.1f} after the service ran). The service at 32 "
-                  f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%)."]
+                  f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%).", "",
+              f"A run's fixed cost as measured at start-up, in padded tokens: {result['offline_run_overhead_tokens']} offline, "
+              f"{median['service_run_overhead_tokens']} in the service's workers in that round."]
     return "\n".join(lines) + "\n"
 
 

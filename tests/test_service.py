@@ -74,7 +74,8 @@ def server(tiny_bundle, tmp_path_factory):
 def locked(tiny_bundle, tmp_path_factory):
     d = tmp_path_factory.mktemp("svc_key")
     (d / "key").write_text(KEY + "\n")
-    s = Server(tiny_bundle, d, "locked", "--api-key-file", str(d / "key"), "--max-concurrency", "2", "--trace-classify")
+    s = Server(tiny_bundle, d, "locked", "--api-key-file", str(d / "key"), "--max-concurrency", "2", "--trace-classify",
+               "--run-overhead-tokens", "7")
     yield s
     s.stop()
 
@@ -128,6 +129,14 @@ def test_client_mistakes_leave_no_error_traceback_in_the_log(server):
     logs = server.logs()
     assert "Traceback" not in logs and "[ERROR]" not in logs and '"level": "ERROR"' not in logs
     assert '"path": "/classify", "status": 413' in logs  # and each request is logged as one JSON line
+
+
+def test_each_worker_logs_the_run_overhead_it_measured_or_was_given(server, locked):
+    from earful.serving.loadtest import _logged_overheads
+
+    measured, given = _logged_overheads(server.log_path), _logged_overheads(locked.log_path)
+    assert measured and all(isinstance(x, int) and x >= 1 for x in measured)
+    assert given and set(given) == {7}
 
 
 def test_concurrent_single_post_callers_are_batched_and_get_their_own_answers(server):
