@@ -164,7 +164,7 @@ class Predictor:
         keep the default and stay reproducible. Returns the overhead in tokens."""
         feeds = {}
         for posts, width in COST_PROBE_SHAPES:
-            ids = np.full((posts, width), self.encoder.pad_id + 1, dtype=np.int64)
+            ids = np.full((posts, width), self.encoder.pad_id + 1, dtype=np.int64)  # any id but padding: only the time counts
             feeds[posts * width] = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         seconds: dict[int, list[float]] = {n: [] for n in feeds}
         for attempt in range(repeats + 1):  # the first round warms up and is not counted

@@ -154,10 +154,11 @@ def test_a_few_posts_still_get_one_run_per_caller(tiny_bundle):
 def test_the_run_overhead_decides_how_a_batch_is_cut(tiny_bundle):
     texts = [("late " * (1 + i % 7)).strip() for i in range(14)]  # 7 lengths, two posts each
     predictor = Predictor.load(tiny_bundle, threads=1)
+    session = predictor.session
     cuts = {}
     for overhead in (1, 128):
         predictor.run_overhead_tokens = overhead
-        predictor.session = RecordingSession(getattr(predictor.session, "session", predictor.session))
+        predictor.session = RecordingSession(session)
         predictor.probabilities(texts)
         cuts[overhead] = predictor.session.shapes
     assert len(cuts[1]) == 7  # a run is nearly free: one run per length, no padding
