@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
-MODEL_VERSION ?= 0.4.0
+MODEL_VERSION ?= 0.5.0
 
 install: $(STAMP)
 

@@ -616,13 +616,16 @@ def complaints_preotiuc2019(shared: Path, annotation: Path, notes: list[str], **
     return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 20% by the complaint flag"}, stats)
 
 
-def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Source | None:
-    """Customer-support tweets (SpotifyCares, airlines) labelled by hand with
-    all four heads: batches joined with their label files on item_id. Only
-    complete label files are used; validation is a stratified 25%."""
-    name, stats = "twcs_annotated", {}
-    rows, used = [], []
-    for batch in ("spotify_a", "spotify_b", "airline_a", "airline_b"):
+#: Round 1 of the hand annotation: its stratified 25% is the twcs validation set.
+TWCS_ROUND1 = ("spotify_a", "spotify_b", "airline_a", "airline_b")
+#: Round 2 is training only, so that models trained before and after it are compared on the same rows.
+TWCS_ROUND2 = ("airline_c", "airline_d", "airline_e", "spotify_c")
+
+
+def _twcs_rows(annotation: Path, batches: tuple[str, ...], notes: list[str], used: list[str]) -> list[Row]:
+    """The hand-labelled rows of the given batches that have a complete label file."""
+    rows = []
+    for batch in batches:
         labels = read_complete_labels(annotation, batch, notes)
         if labels is None:
             continue
@@ -630,15 +633,29 @@ def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Sou
         for item in read_csv(annotation / "batches" / f"{batch}.csv"):
             h = labels[item["item_id"]]
             rows.append(Row(item["item_id"], item["text"], h["lang"], h["complaint_type"], h["sentiment"], h["troll"],
-                            source=name, stratum=f"{item['source']}|{h['complaint_type']}"))
+                            source="twcs_annotated", stratum=f"{item['source']}|{h['complaint_type']}"))
+    return rows
+
+
+def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Source | None:
+    """Customer-support tweets (SpotifyCares, airlines) labelled by hand with
+    all four heads: batches joined with their label files on item_id. Only
+    complete label files are used. Validation is a stratified 25% of round 1;
+    round 2 only adds training rows (minus texts round 1 already has)."""
+    name, stats, used = "twcs_annotated", {}, []
+    rows = _twcs_rows(annotation, TWCS_ROUND1, notes, used)
     if not rows:
         notes.append("twcs_annotated: skipped (no complete label file yet); re-run once annotation is done")
         return None
-    stats["read"] = len(rows)
+    added = _twcs_rows(annotation, TWCS_ROUND2, notes, used)
+    stats["read"] = len(rows) + len(added)
     stats["hand_label_batches_used"] = used
     rows = unique(drop_empty(rows, stats), stats)
     train, val = carve(rows, rng_for(name, "validation"), fraction=0.25)
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 25% by batch source x complaint_type"}, stats)
+    round1_keys = {text_key(r.text) for r in rows}
+    added = [r for r in unique(drop_empty(added, stats), stats) if text_key(r.text) not in round1_keys]
+    stats["round2_training_rows"] = len(added)
+    return Source(name, train + added, val, {**META[name], "validation_origin": "carved: stratified 25% of round 1 by batch source x complaint_type; round 2 is training only"}, stats)
 
 
 # --------------------------------------------------------------------------
