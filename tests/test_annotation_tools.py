@@ -1,0 +1,90 @@
+"""The hand-annotation tools in data/tools: the second round's draw, its place in
+the twcs split, and the agreement report."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "data" / "tools"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"earful_data_tools_{name}", TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+build_data = _load("build_data")
+batches = _load("make_annotation_batches")
+report = _load("annotation_report")
+
+
+def test_kappa_is_one_for_perfect_agreement_and_undefined_with_a_single_label():
+    assert report.cohen_kappa(["a", "b", "a"], ["a", "b", "a"]) == pytest.approx(1.0)
+    assert math.isnan(report.cohen_kappa(["0"] * 5, ["0"] * 5))
+    # Observed 0.8, chance 0.5 (each pass says "a" half the time): (0.8 - 0.5) / (1 - 0.5).
+    a = list("aaaaabbbbb")
+    b = list("aaaabbbbba")
+    assert report.cohen_kappa(a, b) == pytest.approx(0.6)
+
+
+def test_agreement_table_flags_a_label_both_passes_always_gave():
+    first = {str(i): {"complaint_type": "none" if i % 2 else "product", "sentiment": "neutral", "troll": "0"} for i in range(10)}
+    second = {k: dict(v) for k, v in first.items()}
+    lines = report.agreement(first, second, "test")
+    troll = next(line for line in lines if line.startswith("| troll |"))
+    assert troll == "| troll | undefined | 1.000 |"
+    assert any("troll (0: 20 over both passes)" in line for line in lines)
+    assert "| complaint_type | 1.000 | 1.000 |" in lines
+
+
+def test_round_two_draws_fresh_posts_reproducibly():
+    pools = {kind: [(f"{kind}:{i}", kind, f"{kind} post {i}") for i in range(3000)] for kind in ("airline", "spotify")}
+    taken = {f"airline:{i}" for i in range(0, 3000, 3)} | {f"spotify:{i}" for i in range(0, 3000, 2)}
+    drawn = batches._round2(pools, taken)
+    assert {name: len(rows) for name, rows in drawn.items()} == batches.ROUND2
+    ids = [row[0] for rows in drawn.values() for row in rows]
+    assert len(ids) == len(set(ids)) and not set(ids) & taken
+    assert all(row[0].startswith("spotify") for row in drawn["spotify_c"])
+    assert batches._round2(pools, taken) == drawn
+
+
+def _write_batch(annotation: Path, name: str, rows: list[tuple[str, str, str]]) -> None:
+    """A batch file and a complete label file for it (complaint types cycling, so the split has strata)."""
+    labels = [(r[0], ("product", "none", "order_error")[i % 3], "negative", "0", "en") for i, r in enumerate(rows)]
+    for folder, header, cells in (("batches", ["item_id", "source", "text"], rows),
+                                  ("labels", ["item_id", "complaint_type", "sentiment", "troll", "lang"], labels)):
+        (annotation / folder).mkdir(parents=True, exist_ok=True)
+        with (annotation / folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(cells)
+
+
+def test_round_two_only_adds_training_rows(tmp_path):
+    annotation = tmp_path / "annotation"
+    for n, name in enumerate(build_data.TWCS_ROUND1):
+        kind = "airline_first" if name.startswith("airline") else "spotifycares"
+        _write_batch(annotation, name, [(f"{name}:{i}", kind, f"round one post {n} {i} about my flight") for i in range(60)])
+    before = build_data.twcs_annotated(tmp_path, annotation, [])
+
+    for n, name in enumerate(build_data.TWCS_ROUND2):
+        rows = [(f"{name}:{i}", "airline_first", f"round two post {n} {i} about my bag") for i in range(30)]
+        rows.append((f"{name}:copy", "airline_first", "round one post 0 5 about my flight"))  # a text round 1 has
+        _write_batch(annotation, name, rows)
+    notes: list[str] = []
+    after = build_data.twcs_annotated(tmp_path, annotation, notes)
+
+    assert [r.id for r in after.validation] == [r.id for r in before.validation]
+    round2_ids = {r.id for r in after.train} - {r.id for r in before.train}
+    assert len(round2_ids) == 4 * 30 and not any(i.endswith(":copy") for i in round2_ids)
+    assert after.stats["round2_training_rows"] == 120
+    assert after.stats["hand_label_batches_used"] == [*build_data.TWCS_ROUND1, *build_data.TWCS_ROUND2]
