@@ -278,6 +278,47 @@ def _base_description(base: str | None) -> str:
     return f"{source['name']} ({source['weights']})" if source.get("weights") else source.get("name", base)
 
 
+def _json_file(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _lineage(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs that made a model, oldest first, as the runs recorded them: each ``earful train`` (its
+    output folder, and the steps and seconds its last checkpoint holds) and each ``earful refit-head``
+    (heads, encoded rows, seconds), followed back through ``init_from``. The card states these instead
+    of figures typed in by hand. The walk stops at a folder that is no longer on disk."""
+    steps: list[dict[str, Any]] = []
+    while training:
+        for refit in reversed(training.get("refits", [])):
+            steps.append({"command": "refit-head", "model": refit.get("model"), "heads": sorted(refit.get("heads", {})),
+                          "rows": refit.get("encoded_rows"), "seconds": refit.get("seconds")})
+        config = training.get("config", {})
+        if config.get("output_dir"):
+            run = Path(config["output_dir"])
+            state = _json_file(run / "checkpoint" / "state.json") or _json_file(run / "checkpoint.old" / "state.json")
+            steps.append({"command": "train", "output_dir": config["output_dir"], "init_from": config.get("init_from"),
+                          "steps": state.get("step"), "seconds": state.get("seconds")})
+        source = trained_folder(config["init_from"]) if config.get("init_from") else None
+        training = _json_file(source / "training.json") if source else {}
+    return steps[::-1]
+
+
+def _lineage_lines(lineage: list[dict[str, Any]]) -> list[str]:
+    def took(step: dict[str, Any]) -> str:
+        return f"{step['seconds']:,.0f} s" if step.get("seconds") is not None else "time not recorded"
+
+    lines = []
+    for step in lineage:
+        if step["command"] == "train":
+            start = f", from `{step['init_from']}`" if step.get("init_from") else ""
+            count = f"{step['steps']:,} steps" if step.get("steps") is not None else "steps not recorded"
+            lines.append(f"- `earful train` → `{step['output_dir']}`{start}: {count}, {took(step)}")
+        else:
+            rows = f"{step['rows']:,} rows" if step.get("rows") is not None else "rows not recorded"
+            lines.append(f"- `earful refit-head` of `{step['model']}` ({', '.join(step['heads'])}): {rows} encoded, {took(step)}")
+    return lines
+
+
 def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
     lines = [
         f"# {info['name']} {info['version']}",
@@ -315,6 +356,8 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
             r = parity["int8_weight_rounding"]
             lines.append(f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
                          f"on the same {r['posts']} posts.")
+    if metrics.get("lineage"):
+        lines += ["", "## Training runs (as each run recorded its time)", *_lineage_lines(metrics["lineage"])]
     base_trim = metrics.get("base_vocabulary_trim")
     if base_trim:
         lines += ["", "## Vocabulary",
@@ -401,6 +444,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             "validation_macro_f1": training.get("validation_macro_f1", {}),
             "training_epoch": training.get("epoch"),
             "refits": training.get("refits", []),
+            "lineage": _lineage(training),
             "export_parity": {
                 "fp32_max_abs_diff": parity.fp32_max_abs_diff,
                 "int8_max_abs_diff": parity.int8_max_abs_diff,

@@ -143,3 +143,26 @@ def test_keep_better_keeps_a_trained_head_the_refit_does_not_beat(tiny_run, tmp_
     # without the flag the worse head is what the user asked for
     result = refit_heads(RefitConfig(model=str(tiny_run), output_dir=str(tmp_path / "asked"), heads=("lang",), threads=1))
     assert result.heads[0].applied and not load_file(str(tmp_path / "asked" / "model.safetensors"))["heads.lang.weight"].any()
+
+
+def test_the_card_lists_every_run_that_made_the_model_with_its_recorded_time(refitted, tiny_run, tiny_base, tiny_data, tmp_path):
+    from earful.models.export import export_bundle
+    from earful.training.trainer import train
+    from conftest import tiny_config
+
+    _, refit_out = refitted
+    stage2 = train(tiny_config(tmp_path / "stage2", tiny_base, tiny_data, init_from=str(refit_out), max_steps=3))
+    bundle = export_bundle(tmp_path / "stage2", tmp_path / "bundle", name="lineage-test", version="0.0.1", int8=False)
+    lineage = json.loads((bundle / "metrics.json").read_text())["lineage"]
+    first_run = json.loads((tiny_run / "checkpoint" / "state.json").read_text())
+    assert [step["command"] for step in lineage] == ["train", "refit-head", "train"]
+    assert lineage[0]["output_dir"] == str(tiny_run) and lineage[0]["steps"] == first_run["step"]
+    assert lineage[0]["seconds"] == first_run["seconds"] > 0
+    assert lineage[1]["heads"] == ["lang", "troll"] and lineage[1]["rows"] > 0
+    assert lineage[2] == {"command": "train", "output_dir": str(tmp_path / "stage2"), "init_from": str(refit_out),
+                          "steps": 3, "seconds": stage2.seconds}
+    card = (bundle / "MODEL_CARD.md").read_text()
+    section = card.split("## Training runs (as each run recorded its time)\n")[1].split("\n\n")[0].splitlines()
+    assert section[0].startswith(f"- `earful train` → `{tiny_run}`: {first_run['step']} steps, ")
+    assert section[1].startswith(f"- `earful refit-head` of `{tiny_run}` (lang, troll): ")
+    assert section[2].startswith(f"- `earful train` → `{tmp_path / 'stage2'}`, from `{refit_out}`: 3 steps, ")
