@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,14 @@ def detect_spikes(days: list[str], counts: list[int], name: str, rule: SpikeRule
     return spikes
 
 
+def _flagged(is_troll: Any, troll: float) -> bool:
+    """A scored row's ``is_troll`` (a bool, or its text in a CSV); files scored before that column existed
+    are read at probability 0.5."""
+    if is_troll is None or is_troll == "":
+        return troll >= 0.5
+    return is_troll if isinstance(is_troll, bool) else str(is_troll).strip().lower() in ("true", "1")
+
+
 def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule = SpikeRule(), top_n: int = 5) -> Summary:
     s = Summary(rule=rule.describe(), time_column=time_column)
     complaint, sentiment, language, unscored = Counter(), Counter(), Counter(), Counter()
@@ -132,7 +141,7 @@ def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule 
         sentiment[sent] += 1
         language[r.get("lang")] += 1
         troll = float(r.get("troll") or 0)
-        trolls += troll >= 0.5
+        trolls += _flagged(r.get("is_troll"), troll)
         if ct in heaps:
             p = float(r.get(f"complaint_type_p_{ct}") or 0)
             item = (p, -s.rows, {"text": r.get("text"), "id": r.get("id"), "p": round(p, 3), "troll": round(troll, 3)})
@@ -233,7 +242,7 @@ def render_html(s: Summary, source: str) -> str:
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}.spike{color:#c0392b}</style></head><body>",
              f"<h1>earful report</h1><p>{e(source)}: {s.rows} posts, {s.scored} scored"
              + (f", {sum(s.unscored.values())} with nothing to score ({e(json.dumps(s.unscored))})" if s.unscored else "") + ".</p>",
-             f"<p>Share of posts likely trolling (probability ≥ 0.5): <b>{100 * s.troll_share:.1f}%</b>.</p>"]
+             f"<p>Share of posts flagged as trolling (<code>is_troll</code>: the probability reached the model's decision threshold): <b>{100 * s.troll_share:.1f}%</b>.</p>"]
     parts.append("<h2>Early-warning spikes</h2>")
     if not s.days:
         parts.append("<p>No time column given (<code>--time-column</code>), so no trends or spikes.</p>")

@@ -73,7 +73,7 @@ def _fingerprint(path: Path) -> dict[str, Any]:
 def prediction_columns() -> list[str]:
     return ["complaint_type", "complaint_type_p_order_error", "complaint_type_p_product", "complaint_type_p_poor_service",
             "complaint_type_p_none", "sentiment", "sentiment_p_negative", "sentiment_p_neutral", "sentiment_p_positive",
-            "troll", "lang", "lang_confidence", "lang_source", "truncated", "n_tokens", "status"]
+            "troll", "is_troll", "lang", "lang_confidence", "lang_source", "truncated", "n_tokens", "status"]
 
 
 # -- worker side ------------------------------------------------------------
@@ -114,6 +114,7 @@ def _score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
             "sentiment": sent.label,
             **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in ("negative", "neutral", "positive")},
             "troll": p.troll,
+            "is_troll": p.is_troll,
             "lang": p.lang.code,
             "lang_confidence": p.lang.confidence,
             "lang_source": p.lang.source,
@@ -191,7 +192,7 @@ def output_schema(src: Path, keep: list[str], typed: bool):
     f64, s = pa.float64(), pa.string()
     pred_fields = [pa.field("complaint_type", s)] + [pa.field(f"complaint_type_p_{k}", f64) for k in ("order_error", "product", "poor_service", "none")]
     pred_fields += [pa.field("sentiment", s)] + [pa.field(f"sentiment_p_{k}", f64) for k in ("negative", "neutral", "positive")]
-    pred_fields += [pa.field("troll", f64), pa.field("lang", s), pa.field("lang_confidence", f64), pa.field("lang_source", s),
+    pred_fields += [pa.field("troll", f64), pa.field("is_troll", pa.bool_()), pa.field("lang", s), pa.field("lang_confidence", f64), pa.field("lang_source", s),
                     pa.field("truncated", pa.bool_()), pa.field("n_tokens", pa.int64()), pa.field("status", s)]
     clash = [c for c in keep if c in prediction_columns()]
     if clash:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from earful.schema import TASK_NAMES
@@ -167,7 +168,29 @@ def cmd_export(args: argparse.Namespace) -> None:
                         fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim,
                         calibration_posts=calibration_posts)
     metrics = json.loads((out / "metrics.json").read_text())
-    print(json.dumps({"bundle": str(out), **metrics["export_parity"], "vocabulary_trim": metrics["vocabulary_trim"]}, indent=2))
+    print(json.dumps({"bundle": str(out), **metrics["export_parity"], "vocabulary_trim": metrics["vocabulary_trim"],
+                      "troll_threshold": metrics["troll_threshold"]}, indent=2))
+
+
+def cmd_threshold(args: argparse.Namespace) -> None:
+    from earful.models.bundle import Bundle
+    from earful.models.threshold import ThresholdError, fit_threshold, write_threshold
+
+    bundle = Bundle.load(args.bundle)
+    files = args.validation
+    if not files:
+        provenance = bundle.path / "provenance.json"
+        named = json.loads(provenance.read_text()).get("training", {}).get("validation", []) if provenance.exists() else []
+        files = [f for f in named if Path(f).is_file()]
+        if not files:
+            raise UsageError(f"{bundle.path}: the validation files its training named are not at hand here; "
+                             "pass --validation FILES (labelled files with troll labels)")
+    try:
+        fit = fit_threshold(bundle, files, args.variant)
+    except ThresholdError as e:
+        raise UsageError(str(e)) from None
+    write_threshold(bundle.path, fit, args.version)
+    print(json.dumps({"bundle": str(bundle.path), "version": args.version, **asdict(fit)}, indent=2))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -337,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     _trim_args(p, "after training (prefer trimming the base before training: `earful base --trim-vocab`)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("threshold", help="choose a bundle's troll decision threshold (is_troll) on labelled validation files")
+    p.add_argument("bundle", help="the bundle folder to update (its bundle.json, metrics.json, model card and manifest)")
+    p.add_argument("--version", required=True, help="the bundle's new version: its decisions change, so it should not keep the old one")
+    p.add_argument("--validation", nargs="+", metavar="FILE",
+                   help="labelled files with troll labels (default: the validation files its training used, when at hand)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default="int8", help="which ONNX model's probabilities to fit on (default int8)")
+    p.set_defaults(func=cmd_threshold)
 
     p = sub.add_parser("eval", help="score a bundle on labelled files: metrics.json + report.md")
     p.add_argument("data", nargs="+", help="labelled files (CSV/JSONL/Parquet)")

@@ -92,7 +92,9 @@ class TfidfBaseline:
             if "troll" in probs and not empty[i]:
                 classes, p = probs["troll"]
                 troll = float(p[i][list(classes).index("1")])
-            out.append(Prediction(score("complaint_type", COMPLAINT_TYPES, i), score("sentiment", SENTIMENTS, i), troll,
+            # the classifier's own decision (its larger class probability)
+            is_troll = None if troll is None else troll >= 0.5
+            out.append(Prediction(score("complaint_type", COMPLAINT_TYPES, i), score("sentiment", SENTIMENTS, i), troll, is_troll,
                                   LanguageResult(UNDETERMINED, 0.0, "rule"), False, 0, "empty" if empty[i] else "ok"))
         return out
 
@@ -125,5 +127,5 @@ class LanguageIdBaseline:
         out = []
         for t in texts:
             code, conf = self._detect(t) if t and t.strip() else (UNDETERMINED, 0.0)
-            out.append(Prediction(LabelScore(None), LabelScore(None), None, LanguageResult(code, conf, self.name), False, 0))
+            out.append(Prediction(LabelScore(None), LabelScore(None), None, None, LanguageResult(code, conf, self.name), False, 0))
         return out

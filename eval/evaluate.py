@@ -39,19 +39,28 @@ class HeadOutcome:
     confidence: np.ndarray
     rows: np.ndarray
     langs: list[str | None]
+    #: ``(confidence, correct)`` per row for calibration, where it is judged on another label than the
+    #: prediction: the troll head decides at the bundle's threshold, but its probability is calibrated,
+    #: and judged, on the more probable class. None: the prediction's confidence and correctness.
+    calibration: tuple[np.ndarray, np.ndarray] | None = None
+
+    def calibration_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.calibration is not None:
+            return self.calibration
+        return self.confidence, (self.y_true == self.y_pred).astype(float)
 
     def metrics(self) -> dict:
         n_classes = len(self.labels)
-        correct = (self.y_true == self.y_pred).astype(float)
+        confidence, correct = self.calibration_inputs()
         cm = confusion_matrix(self.y_true, self.y_pred, n_classes)
         return {
             "n": int(len(self.y_true)),
             "accuracy": accuracy(self.y_true, self.y_pred),
             "macro_f1": macro_f1(self.y_true, self.y_pred, n_classes),
-            "ece": expected_calibration_error(self.confidence, correct),
+            "ece": expected_calibration_error(confidence, correct),
             "per_class": {label: vars(r) for label, r in zip(self.labels, per_class(cm))},
             "confusion": {"labels": self.labels, "matrix": cm.tolist()},
-            "reliability": reliability_bins(self.confidence, correct),
+            "reliability": reliability_bins(confidence, correct),
         }
 
 
@@ -111,11 +120,14 @@ def head_outcomes(s: LabelledSet, preds: list[Prediction]) -> dict[str, HeadOutc
     def troll_pred(p):
         if p.troll is None:
             return "(empty)", 1.0
-        conf, _ = binary_calibration_inputs(np.array([p.troll]), np.array([0]))
-        return ("1" if p.troll >= 0.5 else "0"), float(conf[0])
+        return ("1", p.troll) if p.is_troll else ("0", 1 - p.troll)
 
     troll = build(["0", "1"], lambda i: None if s.troll[i] is None else str(s.troll[i]), troll_pred)
     if troll:
+        p_troll = np.array([np.nan if preds[r].troll is None else preds[r].troll for r in troll.rows])
+        conf, correct = binary_calibration_inputs(np.nan_to_num(p_troll), troll.y_true)  # labels "0", "1": index = class
+        empty = np.isnan(p_troll)  # counted wrong with full confidence, as for the other heads
+        troll.calibration = (np.where(empty, 1.0, conf), np.where(empty, 0.0, correct))
         out["troll"] = troll
     lang = build(sorted({v for v in s.lang if v}), lambda i: s.lang[i], lambda p: (p.lang.code, p.lang.confidence))
     if lang:
@@ -152,11 +164,12 @@ def by_lang(o: HeadOutcome) -> dict:
     for code in sorted(set(langs)):
         sel = langs == code
         yt, yp = o.y_true[sel], o.y_pred[sel]
+        confidence, correct = o.calibration_inputs()
         out[code] = {
             "n": int(sel.sum()),
             "accuracy": accuracy(yt, yp),
             "macro_f1": macro_f1(yt, yp, len(o.labels)),
-            "ece": expected_calibration_error(o.confidence[sel], (yt == yp).astype(float)),
+            "ece": expected_calibration_error(confidence[sel], correct[sel]),
         }
     return out
 

@@ -2,7 +2,7 @@
 
 Layout::
 
-    bundle.json        name, version, input settings, variants, lang fallback threshold
+    bundle.json        name, version, input settings, variants, lang fallback threshold, troll decision threshold
     schema.json        tasks and labels (earful.schema), incl. the lang head's languages
     calibration.json   one temperature per head
     tokenizer.json     the tokenizer (possibly vocabulary-trimmed)
@@ -93,6 +93,8 @@ class Bundle:
     max_length: int
     input_prefix: str
     lang_threshold: float
+    #: ``is_troll`` is set where the troll probability reaches this (see :mod:`earful.models.threshold`).
+    troll_threshold: float
     variants: tuple[str, ...]
     metrics: dict[str, Any]
     info: dict[str, Any]
@@ -115,6 +117,7 @@ class Bundle:
             max_length=int(info["max_length"]),
             input_prefix=info.get("input_prefix", ""),
             lang_threshold=float(info.get("lang_threshold", 0.5)),
+            troll_threshold=float(info.get("troll_threshold", 0.5)),
             variants=tuple(info["variants"]),
             metrics=json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
             info=info,

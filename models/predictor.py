@@ -62,6 +62,8 @@ class Prediction:
     sentiment: LabelScore
     #: Calibrated probability that the post is trolling; None for empty posts.
     troll: float | None
+    #: ``troll`` reached the bundle's decision threshold (:mod:`earful.models.threshold`); None for empty posts.
+    is_troll: bool | None
     lang: LanguageResult
     #: The post was longer than the model's input and only its start was read.
     truncated: bool
@@ -233,12 +235,13 @@ class Predictor:
             hint = lang_hints[i] if lang_hints else None
             if probs.empty[i]:
                 lang = LanguageResult(hint, 1.0, "hint") if hint else LanguageResult(UNDETERMINED, 0.0, "rule")
-                out.append(Prediction(LabelScore(None), LabelScore(None), None, lang, False, 0, "empty"))
+                out.append(Prediction(LabelScore(None), LabelScore(None), None, None, lang, False, 0, "empty"))
                 continue
             out.append(Prediction(
                 complaint_type=_label_score(ct_labels, probs.complaint_type[i]),
                 sentiment=_label_score(sent_labels, probs.sentiment[i]),
                 troll=round(float(probs.troll[i]), 6),
+                is_troll=bool(probs.troll[i] >= self.bundle.troll_threshold),
                 lang=self.decide_language(text, probs.lang[i], hint),
                 truncated=bool(probs.truncated[i]),
                 n_tokens=int(probs.n_tokens[i]),

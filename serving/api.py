@@ -35,6 +35,8 @@ class PostResult(BaseModel):
     complaint_type: LabelScores
     sentiment: LabelScores
     troll: float | None = Field(description="Calibrated probability that the post is trolling; null for empty posts.")
+    is_troll: bool | None = Field(description="The troll probability reached the model's decision threshold (chosen on "
+                                  "validation data, see the model card); null for empty posts.")
     lang: Language
     truncated: bool = Field(description="The post exceeded the model's input length; only its start was read.")
     n_tokens: int

@@ -98,7 +98,7 @@ class Classifier:
             if pred.status == "ok":
                 _label_counter("complaint_type", pred.complaint_type.label).inc()
                 _label_counter("sentiment", pred.sentiment.label).inc()
-                _label_counter("troll", "troll" if pred.troll >= 0.5 else "not_troll").inc()
+                _label_counter("troll", "troll" if pred.is_troll else "not_troll").inc()
             _label_counter("lang", pred.lang.code).inc()
             out.append(PostResult(id=post.id, **pred.to_dict()))
         return out

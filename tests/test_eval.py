@@ -12,11 +12,11 @@ from earful.labelled import LabelledSet
 from earful.models.predictor import LabelScore, LanguageResult, Prediction
 
 
-def _pred(ct=None, ct_p=None, sent=None, troll=None, lang="en", conf=0.9):
+def _pred(ct=None, ct_p=None, sent=None, troll=None, lang="en", conf=0.9, is_troll=None):
     cts = ("order_error", "product", "poor_service", "none")
     ct_probs = dict(zip(cts, ct_p)) if ct_p else {}
     return Prediction(LabelScore(ct, ct_probs), LabelScore(sent, {sent: 0.8} if sent else {}), troll,
-                      LanguageResult(lang, conf, "model"), False, 5)
+                      (troll >= 0.5 if is_troll is None else is_troll) if troll is not None else None, LanguageResult(lang, conf, "model"), False, 5)
 
 
 def _set(**cols):
@@ -64,6 +64,20 @@ def test_troll_calibration_uses_the_predicted_labels_confidence():
     assert m["accuracy"] == 1.0
     # confidences 0.8 and 0.7, both right: ECE = 0.5*0.2 + 0.5*0.3
     assert m["ece"] == pytest.approx(0.25)
+
+
+def test_troll_decision_follows_the_threshold_but_calibration_the_probability():
+    # a bundle whose threshold is 0.3 flags both posts: the decisions are right, but as probabilities
+    # 0.4 (truth 1) and 0.35 (truth 0) say "not a troll" with confidence 0.6 and 0.65, one right, one wrong
+    s = _set(text=["a", "b"], troll=[1, 1])
+    m = file_metrics(head_outcomes(s, [_pred(troll=0.4, is_troll=True), _pred(troll=0.35, is_troll=True)]))["troll"]
+    assert m["accuracy"] == 1.0
+    assert m["ece"] == pytest.approx(0.5 * 0.6 + 0.5 * 0.65)
+    s = _set(text=["a", "b"], troll=[1, 0])
+    m = file_metrics(head_outcomes(s, [_pred(troll=0.4, is_troll=True), _pred(troll=0.35, is_troll=True)]))["troll"]
+    assert m["accuracy"] == 0.5
+    assert m["ece"] == pytest.approx(0.625 - 0.5)  # one bin: mean confidence 0.625, half of them right
+    assert m["by_lang"]["und"]["ece"] == pytest.approx(m["ece"])
 
 
 def _outcome(y_true, y_pred):

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import numpy as np
+import pytest
 
 from earful.batch.report import SpikeRule, detect_spikes, parse_time, summarize, write_report
 from earful.tabular import write_rows
@@ -66,3 +67,16 @@ def test_report_without_time_column(tmp_path):
     write_rows(tmp_path / "scored.csv", _scored_rows()[:50])
     s = summarize(tmp_path / "scored.csv")
     assert s.days == [] and s.spikes == [] and s.scored == 50
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_troll_share_counts_the_models_flags(tmp_path, fmt):
+    # the flag is the model's decision, whatever the probability: here 0.4 and 0.45 flagged, 0.6 not
+    rows = [{"id": str(i), "text": "t", "complaint_type": "none", "sentiment": "neutral", "troll": p, "is_troll": flag,
+             "lang": "en", "status": "ok"} for i, (p, flag) in enumerate([(0.4, True), (0.45, True), (0.6, False), (0.1, False)])]
+    write_rows(tmp_path / f"scored.{fmt}", rows)
+    assert summarize(tmp_path / f"scored.{fmt}").troll_share == 0.5
+    for r in rows:
+        del r["is_troll"]  # scored before the column existed: read at 0.5
+    write_rows(tmp_path / f"old.{fmt}", rows)
+    assert summarize(tmp_path / f"old.{fmt}").troll_share == 0.25

@@ -29,7 +29,7 @@ def test_formats_keep_every_column_and_row(tiny_bundle, tmp_path, src, dst):
     assert summary.rows == 45 and summary.status_counts == {"ok": 39, "empty": 6}
     out = [r.data for r in iter_rows(tmp_path / dst)]
     assert [r["id"] for r in out] == [f"r{i}" for i in range(45)]
-    assert {"text", "n", "complaint_type", "sentiment", "troll", "lang", "status", "truncated"} <= set(out[0])
+    assert {"text", "n", "complaint_type", "sentiment", "troll", "is_troll", "lang", "status", "truncated"} <= set(out[0])
     empty = out[3]
     assert empty["status"] == "empty" and empty["lang"] == "und" and empty["complaint_type"] in (None, "")
     assert str(out[6]["truncated"]).lower() == "true"

@@ -87,9 +87,10 @@ def test_classify_returns_results_in_order_with_model_info(server):
     assert body["model"] == {"name": "tiny-test", "version": "0.0.1"}
     res = body["results"]
     assert [x["id"] for x in res] == ["a", "b", None]
-    assert {"complaint_type", "sentiment", "troll", "lang", "truncated", "status"} <= set(res[0])
+    assert {"complaint_type", "sentiment", "troll", "is_troll", "lang", "truncated", "status"} <= set(res[0])
+    assert res[0]["is_troll"] == (res[0]["troll"] >= 0.5)  # the fixture bundle's threshold: its validation has too few trolls
     assert res[1]["lang"] == {"code": "es", "confidence": 1.0, "source": "hint"}
-    assert res[2]["status"] == "empty" and res[2]["troll"] is None
+    assert res[2]["status"] == "empty" and res[2]["troll"] is None and res[2]["is_troll"] is None
 
 
 def test_classify_is_traced_only_when_asked(server, locked):
