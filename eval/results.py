@@ -111,6 +111,27 @@ def drift_intervals(drift: dict[str, float], int8_outcomes: dict, fp32_outcomes:
     return out
 
 
+def _drift_lines(drift: dict[str, float], drift_ci: dict | None) -> list[str]:
+    worst = min(drift.items(), key=lambda kv: kv[1])
+    within = sum(v >= -0.005 for v in drift.values())
+    lines = [f"int8 vs fp32 (macro-F1; accuracy for lang): largest drop {100 * -worst[1]:.2f} points "
+             f"({worst[0]}), {within} of {len(drift)} file/head pairs within 0.5 points (goal: all)."]
+    if drift_ci:
+        lines.append("Drops beyond 0.5 points, int8 − fp32 macro-F1 with a paired bootstrap 95% interval over rows: "
+                     + "; ".join(f"{k} {100 * v['difference']:+.2f} [{100 * v['ci95'][0]:+.2f}, {100 * v['ci95'][1]:+.2f}]"
+                                 for k, v in drift_ci.items()) + ".")
+    return lines
+
+
+def _last_drift(evaluation: dict) -> dict | None:
+    """The int8-vs-fp32 figures of a bundle's previous evaluation (or the ones it carried), with the bundle they
+    were measured on."""
+    if evaluation.get("int8_minus_fp32_macro_f1"):
+        return {"bundle": evaluation["bundle"], "drift": evaluation["int8_minus_fp32_macro_f1"],
+                "ci95": evaluation.get("int8_minus_fp32_ci95_beyond_half_point")}
+    return evaluation.get("int8_minus_fp32_last_measured")
+
+
 def _table(rows: list[dict]) -> list[str]:
     lines = ["| target | measured | goal | met |", "|---|---|---|---|"]
     for r in rows:
@@ -155,27 +176,30 @@ def main(argv: list[str] | None = None) -> None:
         drift_ci = drift_intervals(drift, evaluation.outcomes, fp32.outcomes)
     summary = {"bundle": f"{bundle.name} {bundle.version}", "targets": rows, "ece": ece, "int8_minus_fp32_macro_f1": drift,
                "int8_minus_fp32_ci95_beyond_half_point": drift_ci}
+    if drift is None:  # keep the last measurement, named by the bundle it was made on
+        summary["int8_minus_fp32_last_measured"] = _last_drift(bundle.metrics.get("evaluation") or {})
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
 
     lines = [START, "", f"Measured on this repository's own validation splits (`data/validation/`) with bundle "
              f"`{bundle.name} {bundle.version}` (int8), by `.venv/bin/python -m earful.eval.results"
-             + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "") + "`, which runs `earful eval` and `earful bench`. "
+             + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "") + (" --skip-bench" if args.skip_bench else "")
+             + "`, which runs `earful eval`" + ("" if args.skip_bench else " and `earful bench`") + ". "
              "Full reports: `eval/results/int8/report.md`, `eval/results/bench/bench.md`.", ""]
     lines += _table(rows)
     worst = max(ece.items(), key=lambda kv: kv[1]) if ece else None
     lines += ["", f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
               f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05)." if worst else ""]
     if drift:
-        worst_drift = min(drift.items(), key=lambda kv: kv[1])
-        within = sum(v >= -0.005 for v in drift.values())
-        lines.append(f"int8 vs fp32 (macro-F1; accuracy for lang): largest drop {100 * -worst_drift[1]:.2f} points "
-                     f"({worst_drift[0]}), {within} of {len(drift)} file/head pairs within 0.5 points (goal: all).")
-        if drift_ci:
-            lines.append("Drops beyond 0.5 points, int8 − fp32 macro-F1 with a paired bootstrap 95% interval over rows: "
-                         + "; ".join(f"{k} {100 * v['difference']:+.2f} [{100 * v['ci95'][0]:+.2f}, {100 * v['ci95'][1]:+.2f}]"
-                                     for k, v in drift_ci.items()) + ".")
-    if bench:
+        lines += _drift_lines(drift, drift_ci)
+    elif summary["int8_minus_fp32_last_measured"]:
+        last = summary["int8_minus_fp32_last_measured"]
+        lines.append(f"int8 vs fp32 was not measured by this run (no --fp32-bundle; `make model` writes the fp32 export under "
+                     f"runs/). Last measured with `{last['bundle']}`:")
+        lines += _drift_lines(last["drift"], last["ci95"])
+    if bench or (OUT / "bench" / "bench.md").exists():
         lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
+        if not bench:
+            lines += ["", "(From the last `earful bench` run, `eval/results/bench/bench.md`: this run skipped it.)"]
     lines += _measured_elsewhere()
     lines += ["", END]
     readme = Path("README.md").read_text()

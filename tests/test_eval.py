@@ -171,3 +171,17 @@ def test_int8_drops_beyond_half_a_point_get_a_paired_interval():
     assert out["f/sentiment"]["difference"] == pytest.approx(drift["f/sentiment"])
     lo, hi = out["f/sentiment"]["ci95"]
     assert lo < out["f/sentiment"]["difference"] <= hi <= 0.0
+
+
+def test_a_run_without_fp32_keeps_the_last_int8_comparison_with_its_bundle():
+    from earful.eval.results import _drift_lines, _last_drift
+
+    measured = {"bundle": "m 1.0", "int8_minus_fp32_macro_f1": {"f/sentiment": -0.002, "g/troll": -0.01},
+                "int8_minus_fp32_ci95_beyond_half_point": {"g/troll": {"difference": -0.01, "ci95": [-0.03, 0.0]}}}
+    last = _last_drift(measured)
+    assert last["bundle"] == "m 1.0" and last["drift"] == measured["int8_minus_fp32_macro_f1"]
+    # a later run without fp32 carries it on, still named by the bundle that was measured
+    assert _last_drift({"bundle": "m 1.1", "int8_minus_fp32_macro_f1": None, "int8_minus_fp32_last_measured": last}) == last
+    assert _last_drift({"bundle": "m 1.1", "int8_minus_fp32_macro_f1": None}) is None
+    lines = _drift_lines(last["drift"], last["ci95"])
+    assert "largest drop 1.00 points (g/troll), 1 of 2" in lines[0] and "g/troll -1.00 [-3.00, +0.00]" in lines[1]
