@@ -161,10 +161,10 @@ def file_metrics(outcomes: dict[str, HeadOutcome]) -> dict:
 def by_lang(o: HeadOutcome) -> dict:
     out = {}
     langs = np.array([lang or "und" for lang in o.langs])
+    confidence, correct = o.calibration_inputs()
     for code in sorted(set(langs)):
         sel = langs == code
         yt, yp = o.y_true[sel], o.y_pred[sel]
-        confidence, correct = o.calibration_inputs()
         out[code] = {
             "n": int(sel.sum()),
             "accuracy": accuracy(yt, yp),
