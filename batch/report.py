@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from earful.models.bundle import DEFAULT_TROLL_THRESHOLD
 from earful.schema import COMPLAINT_TYPES, NOT_A_COMPLAINT, SENTIMENTS
 from earful.tabular import iter_rows
 
@@ -116,9 +117,9 @@ def detect_spikes(days: list[str], counts: list[int], name: str, rule: SpikeRule
 
 def _flagged(is_troll: Any, troll: float) -> bool:
     """A scored row's ``is_troll`` (a bool, or its text in a CSV); files scored before that column existed
-    are read at probability 0.5."""
+    are read at the default threshold, 0.5."""
     if is_troll is None or is_troll == "":
-        return troll >= 0.5
+        return troll >= DEFAULT_TROLL_THRESHOLD
     return is_troll if isinstance(is_troll, bool) else str(is_troll).strip().lower() in ("true", "1")
 
 

@@ -174,17 +174,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_threshold(args: argparse.Namespace) -> None:
     from earful.models.bundle import Bundle
-    from earful.models.threshold import ThresholdError, fit_threshold, write_threshold
+    from earful.models.threshold import ThresholdError, fit_threshold, training_validation_files, write_threshold
 
     bundle = Bundle.load(args.bundle)
-    files = args.validation
+    files = args.validation or training_validation_files(bundle)
     if not files:
-        provenance = bundle.path / "provenance.json"
-        named = json.loads(provenance.read_text()).get("training", {}).get("validation", []) if provenance.exists() else []
-        files = [f for f in named if Path(f).is_file()]
-        if not files:
-            raise UsageError(f"{bundle.path}: the validation files its training named are not at hand here; "
-                             "pass --validation FILES (labelled files with troll labels)")
+        raise UsageError(f"{bundle.path}: the validation files its training named are not at hand here; "
+                         "pass --validation FILES (labelled files with troll labels)")
     try:
         fit = fit_threshold(bundle, files, args.variant)
     except ThresholdError as e:

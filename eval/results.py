@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"int8 vs fp32 was not measured by this run (no --fp32-bundle; `make model` writes the fp32 export under "
                      f"runs/). Last measured with `{last['bundle']}`:")
         lines += _drift_lines(last["drift"], last["ci95"])
-    if bench or (OUT / "bench" / "bench.md").exists():
+    if (OUT / "bench" / "bench.md").exists():  # this run's, or the last run's when it skipped the bench
         lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
         if not bench:
             lines += ["", "(From the last `earful bench` run, `eval/results/bench/bench.md`: this run skipped it.)"]

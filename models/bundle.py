@@ -32,6 +32,8 @@ MANIFEST = "manifest.json"
 BUNDLE_FILE = "bundle.json"
 VARIANTS = ("int8", "fp32")
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
+#: The troll decision threshold of a bundle that sets none: where trolling becomes more likely than not.
+DEFAULT_TROLL_THRESHOLD = 0.5
 
 
 class BundleError(RuntimeError):
@@ -117,7 +119,7 @@ class Bundle:
             max_length=int(info["max_length"]),
             input_prefix=info.get("input_prefix", ""),
             lang_threshold=float(info.get("lang_threshold", 0.5)),
-            troll_threshold=float(info.get("troll_threshold", 0.5)),
+            troll_threshold=float(info.get("troll_threshold", DEFAULT_TROLL_THRESHOLD)),
             variants=tuple(info["variants"]),
             metrics=json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
             info=info,

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from earful.models.bundle import BUNDLE_FILE, Bundle, write_manifest
+from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle, write_manifest
 from earful.models.network import MultiTaskModel, trained_folder
 from earful.models.rounding import DAMPING, round_to_nearest, round_weights
 from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
 from earful.models.static_shapes import static_reshapes
-from earful.models.threshold import DEFAULT_THRESHOLD, ThresholdError, fit_threshold, write_threshold
+from earful.models.threshold import ThresholdError, fit_threshold, training_validation_files, write_threshold
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
@@ -371,15 +371,15 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     return "\n".join(lines)
 
 
-def _fit_troll_threshold(directory: Path, training: dict[str, Any], variant: str) -> None:
+def _fit_troll_threshold(directory: Path, variant: str) -> None:
     """Choose the bundle's troll decision threshold on the validation files training used, when they are
     at hand and label trolls enough (:mod:`earful.models.threshold`); else it stays 0.5 and metrics.json says why."""
-    files = [f for f in training.get("config", {}).get("validation", []) if Path(f).is_file()]
+    bundle = Bundle.load(directory)
     try:
-        write_threshold(directory, fit_threshold(Bundle.load(directory), files, variant))
+        write_threshold(directory, fit_threshold(bundle, training_validation_files(bundle), variant))
     except ThresholdError as e:
         metrics = json.loads((directory / "metrics.json").read_text())
-        metrics["troll_threshold"] = {"threshold": DEFAULT_THRESHOLD, "not_fitted": str(e)}
+        metrics["troll_threshold"] = {"threshold": DEFAULT_TROLL_THRESHOLD, "not_fitted": str(e)}
         (directory / "metrics.json").write_text(json.dumps(metrics, indent=2))
         write_manifest(directory)
 
@@ -477,7 +477,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                                                           "encoder_config": model.encoder.config.to_dict(), **(provenance or {})}, indent=2))
         (work / "MODEL_CARD.md").write_text(_model_card(info, metrics, card))
         write_manifest(work)
-        _fit_troll_threshold(work, training, variants[0])
+        _fit_troll_threshold(work, variants[0])
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,12 @@ import numpy as np
 
 from earful.labelled import read_labelled
 from earful.metrics import macro_f1
-from earful.models.bundle import BUNDLE_FILE, Bundle, write_manifest
+from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle, write_manifest
 
 #: Candidate thresholds: 0.05, 0.06, …, 0.95.
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 #: Fewer rows than this of either class and the fit is not attempted (the threshold stays 0.5).
 MIN_ROWS_PER_CLASS = 20
-DEFAULT_THRESHOLD = 0.5
 CARD_HEADING = "## Troll decision threshold"
 
 
@@ -59,7 +58,7 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     :data:`GRID`; among equal scores the one nearest 0.5."""
     scores = np.array([macro_f1(y, (p >= t).astype(int), 2) for t in GRID])
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
-    i = best[np.argmin(np.abs(GRID[best] - DEFAULT_THRESHOLD))]
+    i = best[np.argmin(np.abs(GRID[best] - DEFAULT_TROLL_THRESHOLD))]
     return float(GRID[i]), float(scores[i])
 
 
@@ -75,6 +74,13 @@ def troll_rows(files: list[str | Path]) -> tuple[list[str], np.ndarray]:
     return texts, np.array(labels, dtype=int)
 
 
+def training_validation_files(bundle: Bundle) -> list[str]:
+    """The validation files the bundle's training used (its provenance.json), those at hand here."""
+    provenance = bundle.path / "provenance.json"
+    named = json.loads(provenance.read_text()).get("training", {}).get("validation", []) if provenance.exists() else []
+    return [f for f in named if Path(f).is_file()]
+
+
 def fit_threshold(bundle: Bundle, files: list[str | Path], variant: str = "int8", batch_size: int = 64) -> ThresholdFit:
     """Run ``bundle`` (its ``variant``) on the troll-labelled rows of ``files`` and choose the threshold."""
     from earful.models.predictor import Predictor
@@ -86,7 +92,7 @@ def fit_threshold(bundle: Bundle, files: list[str | Path], variant: str = "int8"
                              f"({trolls} trolls): need at least {MIN_ROWS_PER_CLASS} of each class to choose a threshold")
     p = Predictor(bundle, variant).probabilities(texts, batch_size).troll
     threshold, score = best_threshold(y, p)
-    at_half = macro_f1(y, (p >= DEFAULT_THRESHOLD).astype(int), 2)
+    at_half = macro_f1(y, (p >= DEFAULT_TROLL_THRESHOLD).astype(int), 2)
     return ThresholdFit(threshold, round(score, 4), round(at_half, 4), len(y), trolls, [str(f) for f in files], variant)
 
 
