@@ -237,11 +237,12 @@ class Predictor:
                 lang = LanguageResult(hint, 1.0, "hint") if hint else LanguageResult(UNDETERMINED, 0.0, "rule")
                 out.append(Prediction(LabelScore(None), LabelScore(None), None, None, lang, False, 0, "empty"))
                 continue
+            troll = round(float(probs.troll[i]), 6)
             out.append(Prediction(
                 complaint_type=_label_score(ct_labels, probs.complaint_type[i]),
                 sentiment=_label_score(sent_labels, probs.sentiment[i]),
-                troll=round(float(probs.troll[i]), 6),
-                is_troll=bool(probs.troll[i] >= self.bundle.troll_threshold),
+                troll=troll,
+                is_troll=troll >= self.bundle.troll_threshold,  # the reported probability decides: the two never disagree
                 lang=self.decide_language(text, probs.lang[i], hint),
                 truncated=bool(probs.truncated[i]),
                 n_tokens=int(probs.n_tokens[i]),
