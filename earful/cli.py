@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from earful.schema import TASK_NAMES
+from earful.schema import TASK_NAMES, lang_hint
 
 # Never reach a model hub or send usage data, whatever the caller's environment says.
 for _var, _value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
@@ -52,9 +53,11 @@ def _stdin_posts(stream) -> Iterator[tuple[int, dict]]:
                 raise UsageError(f"stdin line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj.get("text"), str):
                 raise UsageError(f"stdin line {n}: field 'text' is missing or not a string")
-            lang = obj.get("lang")
-            if lang is not None and not isinstance(lang, str):
-                raise UsageError(f"stdin line {n}: field 'lang' must be a string language code")
+            if obj.get("lang") is not None:
+                try:
+                    obj["lang"] = lang_hint(obj["lang"])
+                except ValueError as e:
+                    raise UsageError(f"stdin line {n}: field 'lang': {e}") from None
             yield n, obj
         else:
             yield n, {"text": raw}
@@ -63,7 +66,12 @@ def _stdin_posts(stream) -> Iterator[tuple[int, dict]]:
 def _result_json(post: dict, prediction) -> str:
     record = {"id": post["id"]} if "id" in post else {}
     record.update(prediction.to_dict())
-    return json.dumps(record, ensure_ascii=False)
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # an id holding a lone surrogate (a cut emoji): a JSON escape carries it unchanged
+        return json.dumps(record)
+    return line
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
@@ -72,7 +80,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
     if args.text != "-" and args.text is not None:
         posts: Iterator[tuple[int, dict]] = iter([(1, {"text": args.text})])
     elif args.text == "-":
-        posts = _stdin_posts(sys.stdin)
+        # bytes that are not UTF-8 become U+FFFD: one bad line must not end the stream
+        posts = _stdin_posts(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
     else:
         raise UsageError('give a text (earful classify "my order never came") or - to read lines from stdin')
     predictor = Predictor.load(args.bundle, variant=args.variant, threads=args.threads)

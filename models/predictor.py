@@ -21,8 +21,8 @@ from earful.metrics import sigmoid, softmax
 from earful.models.batching import RUN_OVERHEAD_TOKENS, overhead_tokens_from_timings, plan_runs
 from earful.models.bundle import Bundle
 from earful.models.language import has_letters, langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
-from earful.models.tokenization import TextEncoder
-from earful.schema import UNDETERMINED
+from earful.models.tokenization import TextEncoder, replace_lone_surrogates
+from earful.schema import UNDETERMINED, lang_hint
 
 #: onnxruntime graph rewrites left out. Its fused SkipLayerNormalization kernel
 #: took 15% of an int8 run at 16 posts a run (onnxruntime 1.31, CPU); the plain
@@ -223,10 +223,11 @@ class Predictor:
         Batching does not change results: fp32 agrees with one-by-one calls to
         ~1e-6; int8 quantizes activations with one scale per batch tensor, so its
         probabilities may move slightly (~1e-3) with the batch's composition."""
-        if isinstance(texts, str):
-            raise TypeError("predict() takes a list of texts; wrap a single text in a list")
-        if lang_hints is not None and len(lang_hints) != len(texts):
-            raise ValueError(f"lang_hints has {len(lang_hints)} entries for {len(texts)} texts")
+        texts = clean_texts(texts)
+        if lang_hints is not None:
+            if len(lang_hints) != len(texts):
+                raise ValueError(f"lang_hints has {len(lang_hints)} entries for {len(texts)} texts")
+            lang_hints = [_hint(i, h) for i, h in enumerate(lang_hints)]
         probs = self.probabilities(texts, batch_size)
         ct_labels = self.schema.task("complaint_type").labels
         sent_labels = self.schema.task("sentiment").labels
@@ -248,6 +249,25 @@ class Predictor:
                 n_tokens=int(probs.n_tokens[i]),
             ))
         return out
+
+
+def clean_texts(texts: list[str]) -> list[str]:
+    """The texts as the model reads them: lone surrogates (a cut emoji, bytes that were not UTF-8) become U+FFFD.
+
+    TypeError naming the first entry that is not a string."""
+    if isinstance(texts, str):
+        raise TypeError("predict() takes a list of texts; wrap a single text in a list")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, not a string")
+    return [replace_lone_surrogates(t) for t in texts]
+
+
+def _hint(i: int, hint: str | None) -> str | None:
+    try:
+        return None if hint is None else lang_hint(hint)
+    except ValueError as e:
+        raise ValueError(f"lang_hints[{i}]: {e}") from None
 
 
 def _label_score(labels: tuple[str, ...], p: np.ndarray) -> LabelScore:

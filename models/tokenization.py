@@ -6,6 +6,7 @@ path): prefix, tokenize, truncate to ``max_length`` and say which texts were cut
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,14 @@ import numpy as np
 from tokenizers import Tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
+#: Code points that are not characters: halves of a cut surrogate pair (a JSON ``"\\ud83d"``) or bytes that were not
+#: UTF-8 (read with ``surrogateescape``). The tokenizer refuses a text holding one.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with every surrogate code point replaced by U+FFFD, so it can be tokenized and written as UTF-8."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class TextEncoder:
 
     def encode_ids(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids (with special tokens) per text, and whether each was truncated."""
-        encodings = self.tokenizer.encode_batch([self.prefix + t for t in texts])
+        encodings = self.tokenizer.encode_batch([self.prefix + replace_lone_surrogates(t) for t in texts])
         return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
 
     def pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from earful.models.tokenization import replace_lone_surrogates
+from earful.schema import lang_hint
+
 
 class Post(BaseModel):
     text: str = Field(description="The post's text.")
     id: str | None = Field(default=None, description="Your id for the post, echoed back.")
-    lang: str | None = Field(default=None, description="Optional ISO 639-1 language hint; reported as the language when given.")
+    lang: str | None = Field(default=None, description="Optional ISO 639-1 language hint (case-insensitive); reported as "
+                             "the language when given.")
 
 
 class LabelScores(BaseModel):
@@ -59,9 +63,18 @@ class ClientError(Exception):
     message: str
 
 
-def check_request(body: bytes, max_posts: int, max_chars: int) -> int:
-    """The number of posts in a valid body; :class:`ClientError` for anything a
-    well-behaved client would not send."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A valid /classify body: its post count, and the body BentoML is to read (repaired where needed)."""
+
+    posts: int
+    body: bytes
+
+
+def check_request(body: bytes, max_posts: int, max_chars: int) -> CheckedRequest:
+    """Check a /classify body before BentoML sees it; :class:`ClientError` for anything a well-behaved client would
+    not send. Language hints come back lower-cased, and a text's lone surrogates (a cut emoji, which BentoML's JSON
+    parser refuses with the body in its error) as U+FFFD, so what reaches BentoML always parses."""
     if not body.strip():
         raise ClientError(400, 'empty body: send JSON like {"posts": [{"text": "..."}]}')
     try:
@@ -72,6 +85,8 @@ def check_request(body: bytes, max_posts: int, max_chars: int) -> int:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ClientError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ClientError(400, "JSON nested too deeply; send {\"posts\": [{\"text\": \"...\"}]}") from None
     if not isinstance(data, dict) or "posts" not in data:
         raise ClientError(400, 'the body must be a JSON object with a "posts" list')
     posts = data["posts"]
@@ -81,9 +96,13 @@ def check_request(body: bytes, max_posts: int, max_chars: int) -> int:
         raise ClientError(400, "posts: empty list; send at least one post")
     if len(posts) > max_posts:
         raise ClientError(413, f"posts: {len(posts)} posts, the limit is {max_posts} per request")
+    changed = False
     for i, post in enumerate(posts):
         if not isinstance(post, dict):
             raise ClientError(400, f"posts[{i}]: must be an object with a text field")
+        unknown = set(post) - {"text", "id", "lang"}
+        if unknown:
+            raise ClientError(400, f"posts[{i}]: unknown field(s) {sorted(unknown)}")
         t = post.get("text")
         if not isinstance(t, str):
             kind = "missing" if "text" not in post else f"{'null' if t is None else type(t).__name__}, not a string"
@@ -94,7 +113,16 @@ def check_request(body: bytes, max_posts: int, max_chars: int) -> int:
             v = post.get(field)
             if v is not None and not isinstance(v, str):
                 raise ClientError(400, f"posts[{i}].{field}: must be a string")
-        unknown = set(post) - {"text", "id", "lang"}
-        if unknown:
-            raise ClientError(400, f"posts[{i}]: unknown field(s) {sorted(unknown)}")
-    return len(posts)
+        if post.get("id") is not None and replace_lone_surrogates(post["id"]) != post["id"]:
+            raise ClientError(400, f"posts[{i}].id: holds a lone surrogate (half of an emoji); send a valid string")
+        if post.get("lang") is not None:
+            try:
+                code = lang_hint(post["lang"])
+            except ValueError as e:
+                raise ClientError(400, f"posts[{i}].lang: {e}") from None
+            changed |= code != post["lang"]
+            post["lang"] = code
+        clean = replace_lone_surrogates(t)
+        changed |= clean != t
+        post["text"] = clean
+    return CheckedRequest(len(posts), json.dumps(data, ensure_ascii=False).encode() if changed else body)

@@ -118,9 +118,10 @@ class Guard:
         """Check the body, replay it to BentoML, wrap the batch list in the envelope."""
         try:
             body = await self._read_body(receive)
-            record["posts"] = check_request(body, self.config.max_posts, self.config.max_chars)
+            checked = check_request(body, self.config.max_posts, self.config.max_chars)
         except ClientError as e:
             return await _send_json(send, e.status, {"error": e.message})
+        record["posts"], body = checked.posts, checked.body
         posts_per_request.observe(record["posts"])
         replayed = False
 
@@ -131,7 +132,8 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"] + [(b"content-type", b"application/json")]
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         buffered = _Buffered()
         await self.app({**scope, "headers": headers}, replay, buffered)
         if buffered.start["status"] == 200:
