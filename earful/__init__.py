@@ -7,7 +7,9 @@ Public API (imported lazily so `import earful` stays cheap)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("earful")  # pyproject.toml holds the one version number
 __all__ = ["Bundle", "Predictor", "Prediction", "Schema", "__version__"]
 
 _LAZY = {

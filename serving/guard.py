@@ -6,10 +6,16 @@ overload hints and one structured log line per request.
   is never logged.
 * ``POST /classify`` bodies are read (bounded), checked by
   :func:`earful.serving.api.check_request`, and replayed to BentoML; bad input
-  gets a 4xx JSON error naming the field and never reaches BentoML's handler.
+  gets a 4xx JSON error naming the field and never reaches BentoML's handler
+  (whose validation errors are logged at ERROR with the body in them).
 * ``/classify`` is a BentoML batchable API, which answers a bare list of
-  results; the guard wraps it as ``{"results": [...], "model": {...}}`` and
-  rewrites the OpenAPI document (``/docs.json``) to describe that envelope.
+  results; the guard wraps it as ``{"results": [...], "model": {...}}``. The
+  OpenAPI document (``/docs.json``) and the Swagger page (``/``) are earful's
+  own (:mod:`earful.serving.docs`).
+* A failure inside answers 500 and logs where it happened, never the request's
+  content: posts and keys stay out of the logs.
+* BentoML labels its request metrics with the raw path; any path the service
+  does not have is renamed before them (see :func:`bound_metric_paths`).
 * Every ``keepalive_requests``-th response of a worker carries
   ``Connection: close``, so keep-alive clients get spread over the workers
   again (see :mod:`earful.serving.config`).
@@ -26,13 +32,19 @@ import json
 import logging
 import os
 import time
+import traceback
+from pathlib import Path
 
 import bentoml
 
-from earful.serving.api import ClassifyResponse, ClientError, check_request
+from earful import __version__
+from earful.serving.api import ClientError, check_request
 from earful.serving.config import ServeConfig
+from earful.serving.docs import openapi_document, swagger_page
 
 OPEN_PATHS = {"/healthz", "/livez", "/readyz"}
+#: What a path the service does not have becomes before BentoML's metrics see it (a 404 either way).
+UNKNOWN_PATH = "/not-found"
 RETRY_AFTER_SECONDS = "1"
 log = logging.getLogger("earful.access")
 posts_per_request = bentoml.metrics.Histogram(
@@ -40,6 +52,36 @@ posts_per_request = bentoml.metrics.Histogram(
     documentation="Posts in each accepted /classify request.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+
+
+def known_paths() -> frozenset[str]:
+    """Every path the service answers: its endpoints, the probes and BentoML's static Swagger UI files."""
+    from bentoml._internal import server
+
+    static = Path(server.__file__).parent / "static_content"
+    return frozenset({"/", "/docs.json", "/classify", "/metrics", *OPEN_PATHS,
+                      *(f"/static_content/{p.name}" for p in static.iterdir())})
+
+
+def bound_metric_paths(known: frozenset[str]) -> None:
+    """Give BentoML's request metrics a bounded set of path labels.
+
+    Its metrics middleware, which runs before any middleware of ours, labels every request with its raw path, so
+    requests to made-up paths would add metric series for good; a path outside ``known`` is renamed to
+    :data:`UNKNOWN_PATH` on its way in, which answers the same 404."""
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware as Metrics
+
+    if getattr(Metrics.__call__, "earful_bounded", False):
+        return
+    labelled = Metrics.__call__
+
+    async def call(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in known:
+            scope = {**scope, "path": UNKNOWN_PATH, "raw_path": UNKNOWN_PATH.encode()}
+        return await labelled(self, scope, receive, send)
+
+    call.earful_bounded = True
+    Metrics.__call__ = call
 
 
 class _Buffered:
@@ -62,30 +104,25 @@ class _Buffered:
         await send({"type": "http.response.body", "body": body})
 
 
-def openapi_with_envelope(spec: dict) -> dict:
-    """Describe /classify's real 200 body (the envelope), not the batch list."""
-    schema = ClassifyResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    components = spec.setdefault("components", {}).setdefault("schemas", {})
-    components.update(schema.pop("$defs", {}))
-    components["ClassifyResponse"] = schema
-    op = spec.get("paths", {}).get("/classify", {}).get("post", {})
-    ok = op.get("responses", {}).get("200", {})
-    ok.setdefault("content", {})["application/json"] = {"schema": {"$ref": "#/components/schemas/ClassifyResponse"}}
-    return spec
+async def _send(send, status: int, body: bytes, content_type: bytes,
+                extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_json(send, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
-    await send({"type": "http.response.body", "body": body})
+    await _send(send, status, json.dumps(payload).encode(), b"application/json", extra_headers)
 
 
 class Guard:
     def __init__(self, app, config: ServeConfig, model_info: dict):
         self.app = app
         self.config = config
+        self.model = model_info
         self.model_info = json.dumps(model_info).encode()
+        self.page = swagger_page(__version__)
+        bound_metric_paths(known_paths())
         self.key = config.api_key.encode() if config.api_key else None
         self.max_body = config.max_posts * (config.max_chars * 4 + 256) + 4096
         self.in_flight = 0
@@ -144,7 +181,7 @@ class Guard:
         buffered = _Buffered()
         await self.app(scope, receive, buffered)
         if buffered.start["status"] == 200:
-            spec = openapi_with_envelope(json.loads(b"".join(buffered.chunks)))
+            spec = openapi_document(json.loads(b"".join(buffered.chunks)), __version__, self.model)
             return await buffered.replay(send, json.dumps(spec).encode())
         return await buffered.replay(send)
 
@@ -179,7 +216,15 @@ class Guard:
                     self.in_flight -= 1
             if scope["path"] == "/docs.json":
                 return await self._openapi(scope, receive, send_logged)
+            if scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+                return await _send(send_logged, 200, self.page, b"text/html; charset=utf-8")
             return await self.app(scope, receive, send_logged)
+        except Exception as e:  # a bug, not the client's doing: answer, and log where without the request's content
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            log.error(json.dumps({"event": "internal_error", "path": scope["path"], "error": type(e).__name__,
+                                  "at": f"{frame.filename}:{frame.lineno}", "worker": os.getpid()}))
+            if record["status"] == 0:
+                await _send_json(send_logged, 500, {"error": "internal error; the server log has the details"})
         finally:
             if scope["path"] not in OPEN_PATHS and scope["path"] != "/metrics":
                 log.info(json.dumps({"event": "request", "method": scope["method"], "path": scope["path"], "status": record["status"],
