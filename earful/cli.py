@@ -160,7 +160,9 @@ def _trim_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from earful.models.export import TrimSpec, export_bundle
+    import warnings
+
+    from earful.models.export import TrimSpec, UntrainedHeadWarning, export_bundle
 
     card = Path(args.card).read_text() if args.card else None
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
@@ -173,9 +175,16 @@ def cmd_export(args: argparse.Namespace) -> None:
         from earful.labelled import read_labelled
 
         calibration_posts = [t for f in args.calibration_data for t in read_labelled(f).text if t and t.strip()]
-    out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
-                        fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim,
-                        calibration_posts=calibration_posts)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UntrainedHeadWarning)
+        out = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version, int8=not args.no_int8,
+                            fp32=not args.no_fp32, card=card, provenance=provenance, overwrite=args.overwrite, trim=trim,
+                            calibration_posts=calibration_posts)
+    for w in caught:
+        if issubclass(w.category, UntrainedHeadWarning):
+            print(f"earful export: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     metrics = json.loads((out / "metrics.json").read_text())
     print(json.dumps({"bundle": str(out), **metrics["export_parity"], "vocabulary_trim": metrics["vocabulary_trim"],
                       "troll_threshold": metrics["troll_threshold"]}, indent=2))
@@ -274,10 +283,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from earful.batch.report import SpikeRule, write_report
+    from earful.batch.report import ReportError, SpikeRule, write_report
 
     rule = SpikeRule(window=args.window, z_threshold=args.z, min_count=args.min_count)
-    summary = write_report(args.scored, args.output, time_column=args.time_column, rule=rule)
+    try:
+        summary = write_report(args.scored, args.output, time_column=args.time_column, rule=rule)
+    except ReportError as e:
+        raise UsageError(str(e)) from None
     print(json.dumps({"report": args.output, "rows": summary.rows, "scored": summary.scored, "days": len(summary.days),
                       "spikes": len(summary.spikes), "unparsed_times": summary.unparsed_times}, indent=2))
 

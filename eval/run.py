@@ -25,9 +25,18 @@ def _outcomes(predictor, sets, desc: str):
     """Per file, the head outcomes of anything with the predictor's ``predict``."""
     from tqdm.auto import tqdm
 
+    skipped = _untrained(predictor)
     total = sum(len(s) for s in sets)
     with tqdm(total=total, desc=desc, unit="post", mininterval=0.5 if sys.stderr.isatty() else 30) as bar:
-        return {s.name: head_outcomes(s, predict_set(predictor, s, progress=bar)) for s in sets}
+        return {s.name: {head: o for head, o in head_outcomes(s, predict_set(predictor, s, progress=bar)).items()
+                         if head not in skipped} for s in sets}
+
+
+def _untrained(predictor) -> set[str]:
+    """The heads not to score: those the bundle marks untrained (they answer null). An untrained lang head is still
+    scored: the language then comes from langdetect, and that is what is served."""
+    untrained = set(getattr(getattr(predictor, "bundle", None), "untrained_heads", ())) - {"lang"}
+    return untrained | ({"complaint_binary"} if "complaint_type" in untrained else set())
 
 
 def _baseline_metrics(names: list[str], train: list[str] | None, sets) -> dict:

@@ -2,7 +2,8 @@
 
 Layout::
 
-    bundle.json        name, version, input settings, variants, lang fallback threshold, troll decision threshold
+    bundle.json        name, version, input settings, variants, lang fallback threshold, troll decision threshold,
+                       heads left untrained (no training labels)
     schema.json        tasks and labels (earful.schema), incl. the lang head's languages
     calibration.json   one temperature per head
     tokenizer.json     the tokenizer (possibly vocabulary-trimmed)
@@ -98,6 +99,8 @@ class Bundle:
     #: ``is_troll`` is set where the troll probability reaches this (see :mod:`earful.models.threshold`).
     troll_threshold: float
     variants: tuple[str, ...]
+    #: Heads trained on no labels: the predictor answers null for them instead of their random output.
+    untrained_heads: frozenset[str]
     metrics: dict[str, Any]
     info: dict[str, Any]
 
@@ -121,6 +124,7 @@ class Bundle:
             lang_threshold=float(info.get("lang_threshold", 0.5)),
             troll_threshold=float(info.get("troll_threshold", DEFAULT_TROLL_THRESHOLD)),
             variants=tuple(info["variants"]),
+            untrained_heads=frozenset(info.get("untrained_heads", ())),
             metrics=json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
             info=info,
         )

@@ -42,7 +42,7 @@ COST_PROBE_SHAPES = ((1, 16), (16, 16))
 @dataclass(frozen=True)
 class LabelScore:
     """A head's label and its calibrated per-class probabilities (label None when
-    there was nothing to classify)."""
+    there was nothing to classify, or the bundle's head is untrained)."""
 
     label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
@@ -60,9 +60,9 @@ class LanguageResult:
 class Prediction:
     complaint_type: LabelScore
     sentiment: LabelScore
-    #: Calibrated probability that the post is trolling; None for empty posts.
+    #: Calibrated probability that the post is trolling; None for empty posts and where the troll head is untrained.
     troll: float | None
-    #: ``troll`` reached the bundle's decision threshold (:mod:`earful.models.threshold`); None for empty posts.
+    #: ``troll`` reached the bundle's decision threshold (:mod:`earful.models.threshold`); None where ``troll`` is.
     is_troll: bool | None
     lang: LanguageResult
     #: The post was longer than the model's input and only its start was read.
@@ -153,6 +153,8 @@ class Predictor:
                 for task, logits in zip(self.schema.tasks, outputs):
                     temp = self.bundle.temperatures[task.name]
                     heads[task.name][rows] = sigmoid(logits, temp) if task.kind == "binary" else softmax(logits, temp)
+        for name in self.bundle.untrained_heads:  # their outputs are noise: NaN, as for an empty post
+            heads[name][:] = np.nan
         return Probabilities(heads["complaint_type"], heads["sentiment"], heads["troll"], heads["lang"], truncated, n_tokens, empty)
 
     def measure_run_cost(self, repeats: int = 5) -> int:
@@ -203,6 +205,11 @@ class Predictor:
         content = linguistic_content(text)
         if not has_letters(content):
             return LanguageResult(UNDETERMINED, 0.0, "rule")
+        if "lang" in self.bundle.untrained_heads:
+            guess = langdetect_guess(content)
+            if guess is not None and guess[1] >= self.bundle.lang_threshold:
+                return LanguageResult(guess[0], guess[1], "langdetect")
+            return LanguageResult(UNDETERMINED, 0.0, "rule")
         languages = self.schema.task("lang").labels
         best = int(np.argmax(lang_probs))
         confidence = float(lang_probs[best])
@@ -238,12 +245,13 @@ class Predictor:
                 lang = LanguageResult(hint, 1.0, "hint") if hint else LanguageResult(UNDETERMINED, 0.0, "rule")
                 out.append(Prediction(LabelScore(None), LabelScore(None), None, None, lang, False, 0, "empty"))
                 continue
-            troll = round(float(probs.troll[i]), 6)
+            troll = None if np.isnan(probs.troll[i]) else round(float(probs.troll[i]), 6)
             out.append(Prediction(
                 complaint_type=_label_score(ct_labels, probs.complaint_type[i]),
                 sentiment=_label_score(sent_labels, probs.sentiment[i]),
                 troll=troll,
-                is_troll=troll >= self.bundle.troll_threshold,  # the reported probability decides: the two never disagree
+                # the reported probability decides: the two never disagree
+                is_troll=None if troll is None else troll >= self.bundle.troll_threshold,
                 lang=self.decide_language(text, probs.lang[i], hint),
                 truncated=bool(probs.truncated[i]),
                 n_tokens=int(probs.n_tokens[i]),
@@ -271,4 +279,6 @@ def _hint(i: int, hint: str | None) -> str | None:
 
 
 def _label_score(labels: tuple[str, ...], p: np.ndarray) -> LabelScore:
+    if np.isnan(p).any():  # an untrained head
+        return LabelScore(None)
     return LabelScore(labels[int(np.argmax(p))], {label: round(float(v), 6) for label, v in zip(labels, p)})

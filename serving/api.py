@@ -24,7 +24,8 @@ class Post(BaseModel):
 
 
 class LabelScores(BaseModel):
-    label: str | None = Field(description="The most probable label; null for empty posts.")
+    label: str | None = Field(description="The most probable label; null for empty posts and for a head the model "
+                              "was not trained for (then probabilities is empty).")
     probabilities: dict[str, float] = Field(description="Calibrated probability per label.")
 
 
@@ -38,9 +39,10 @@ class PostResult(BaseModel):
     id: str | None
     complaint_type: LabelScores
     sentiment: LabelScores
-    troll: float | None = Field(description="Calibrated probability that the post is trolling; null for empty posts.")
+    troll: float | None = Field(description="Calibrated probability that the post is trolling; null for empty posts and "
+                                "when the model's troll head is untrained.")
     is_troll: bool | None = Field(description="The troll probability reached the model's decision threshold (chosen on "
-                                  "validation data, see the model card); null for empty posts.")
+                                  "validation data, see the model card); null where troll is.")
     lang: Language
     truncated: bool = Field(description="The post exceeded the model's input length; only its start was read.")
     n_tokens: int

@@ -95,10 +95,11 @@ class Classifier:
         preds = self.predictor.predict([p.text for p in posts], [p.lang for p in posts])
         out = []
         for post, pred in zip(posts, preds):
-            if pred.status == "ok":
-                _label_counter("complaint_type", pred.complaint_type.label).inc()
-                _label_counter("sentiment", pred.sentiment.label).inc()
-                _label_counter("troll", "troll" if pred.is_troll else "not_troll").inc()
+            if pred.status == "ok":  # labels are None for an untrained head, which counts nothing
+                for head, label in (("complaint_type", pred.complaint_type.label), ("sentiment", pred.sentiment.label),
+                                    ("troll", None if pred.is_troll is None else ("troll" if pred.is_troll else "not_troll"))):
+                    if label is not None:
+                        _label_counter(head, label).inc()
             _label_counter("lang", pred.lang.code).inc()
             out.append(PostResult(id=post.id, **pred.to_dict()))
         return out

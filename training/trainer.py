@@ -71,6 +71,12 @@ def scored_rows(task: str, y: np.ndarray | torch.Tensor) -> np.ndarray | torch.T
     return ((y >= 0) & (y < N_FINE)) if task == "complaint_type" else (y != IGNORE)
 
 
+def head_training_rows(labels: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rows that teach each head something (coarse complaints count for complaint type): a head with none is
+    untrained, and the bundle says so rather than serve its random output (see :mod:`earful.models.bundle`)."""
+    return {task: int(((y >= 0) if task == "complaint_type" else (y != IGNORE)).sum()) for task, y in labels.items()}
+
+
 def head_loss(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
     """One head's mean loss on the rows labelled for it; None when no row is.
 
@@ -171,6 +177,7 @@ class Trainer:
         self.sampler = BalancedBatchSampler(self.train_data, cfg.batch_size, self.steps_per_epoch, cfg.sampling_alpha, cfg.seed, cfg.source_weights)
         torch.manual_seed(cfg.seed)
         self.model = MultiTaskModel.from_pretrained_encoder(base_dir, self.languages, cfg.max_length, prefix, cfg.dropout).to(self.device)
+        self.head_rows = head_training_rows(self.train_data.labels)
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
         self._freeze()
@@ -200,6 +207,9 @@ class Trainer:
             raise TrainingError(f"init_from {source} has lang head {previous['languages']}, this run has {self.languages}; "
                                 "set `languages` in the config to the earlier run's list")
         self.model.load_state_dict(load_file(str(source / "model.safetensors")))
+        earlier = json.loads((source / "training.json").read_text()).get("head_training_rows", {}) \
+            if (source / "training.json").is_file() else {}
+        self.head_rows = {task: n + int(earlier.get(task, 0)) for task, n in self.head_rows.items()}
 
     def _freeze(self) -> None:
         enc = self.model.encoder
@@ -253,6 +263,7 @@ class Trainer:
         (tmp / "training.json").write_text(json.dumps({
             "config": self.config.to_dict(), "epoch": epoch, "validation_macro_f1": scores,
             "base_model": self.config.base, "train_rows": len(self.train_data), "validation_rows": len(self.val_data),
+            "head_training_rows": self.head_rows,
         }, indent=2))
         shutil.rmtree(best, ignore_errors=True)
         tmp.rename(best)
