@@ -320,6 +320,10 @@ def _lineage_lines(lineage: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+class UntrainedHeadWarning(UserWarning):
+    """A head had no training labels; the bundle marks it untrained."""
+
+
 def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str | None) -> str:
     lines = [
         f"# {info['name']} {info['version']}",
@@ -331,6 +335,8 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         f"- Languages of the lang head: {', '.join(info['languages'])}.",
         f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated and flagged).",
         f"- Variants: {', '.join(info['variants'])} (ONNX, run with onnxruntime).",
+        *([f"- Untrained (no training labels; they answer null): {', '.join(info['untrained_heads'])}."]
+          if info.get("untrained_heads") else []),
         "",
         "## Validation metrics (from training)",
     ]
@@ -406,6 +412,10 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
     model = MultiTaskModel.load(model_dir)
     cfg = model.config
     training = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
+    untrained = [head for head, rows in training.get("head_training_rows", {}).items() if rows == 0]
+    for head in untrained:
+        warnings.warn(f"the {head} head had no training labels: the bundle marks it untrained, and it answers null "
+                      "(the lang head: the language comes from langdetect)", UntrainedHeadWarning, stacklevel=2)
     calibration_path = model_dir / "calibration.json"
     calibration = json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
 
@@ -452,6 +462,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             "variants": variants,
             "lang_threshold": 0.5,
             "outputs": [t.name for t in model.schema.tasks],
+            "untrained_heads": untrained,
         }
         (work / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
         metrics = {
