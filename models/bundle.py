@@ -64,6 +64,9 @@ def verify(directory: Path) -> dict[str, Any]:
     except (ValueError, KeyError) as e:
         raise BundleError(f"{manifest_path}: unreadable manifest ({e}); the bundle is damaged, re-export it") from None
     for name, entry in entries.items():
+        if not _plain_file_name(name):
+            raise BundleError(f"{manifest_path}: lists {name!r}, a path outside the bundle folder; a bundle's manifest "
+                              "names only files inside it — refusing to load it (re-export or re-copy the bundle)")
         path = directory / name
         if not path.is_file():
             raise BundleError(f"bundle {directory}: {name} is missing; the bundle is incomplete, re-export or re-copy it")
@@ -82,6 +85,11 @@ def verify(directory: Path) -> dict[str, Any]:
         if required not in entries:
             raise BundleError(f"bundle {directory}: manifest does not list {required}; the bundle is incomplete")
     return manifest
+
+
+def _plain_file_name(name: str) -> bool:
+    """A name of a file directly inside the bundle folder: no folders, no way out of it."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
 
 
 @dataclass(frozen=True)

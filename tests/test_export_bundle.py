@@ -219,3 +219,17 @@ def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_dat
     out = export_bundle(result.output_dir, tmp_path / "bundle", name="t", version="1", int8=False)
     assert json.loads((out / "metrics.json").read_text())["base_vocabulary_trim"]["pieces_after"] == 150
     assert "## Vocabulary" in (out / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("outside", ["../outside.txt", "ABSOLUTE", "sub/../../outside.txt"])
+def test_manifest_paths_outside_the_bundle_are_refused(bundle_copy, outside):
+    from earful.hashing import sha256_file
+
+    target = bundle_copy.parent / "outside.txt"
+    target.write_text("not part of the bundle")
+    name = str(target) if outside == "ABSOLUTE" else outside
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="a path outside the bundle folder"):
+        Bundle.load(bundle_copy)
