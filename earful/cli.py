@@ -211,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     """Check the bundle here (a clear error beats a server that fails to boot),
     then hand the process over to BentoML with the settings in the environment."""
     from earful.models.bundle import Bundle
+    from earful.serving.config import ConfigError, ServeConfig
 
     bundle = Bundle.load(args.bundle)
     if args.variant not in bundle.variants:
@@ -224,6 +225,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 "EARFUL_API_KEY_FILE": args.api_key_file}
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     env.setdefault("BENTOML_HOME", str(Path.home() / ".cache" / "earful" / "bentoml"))
+    os.environ.update(env)  # the settings the service will read: a mistake is one line here, not a worker's traceback
+    try:
+        ServeConfig.from_env()
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
     if args.host not in ("127.0.0.1", "localhost", "::1") and not (env.get("EARFUL_API_KEY") or args.api_key_file):
         print(f"earful serve: warning: listening on {args.host} without an API key (set EARFUL_API_KEY or --api-key-file)", file=sys.stderr)
     argv = [sys.executable, "-m", "bentoml", "serve", "earful.serving.service:Classifier", "--host", args.host, "--port", str(args.port)]
@@ -311,6 +317,18 @@ def cmd_base(args: argparse.Namespace) -> None:
 
 
 # -- parser ----------------------------------------------------------------
+def _version() -> str:
+    """earful's version, and the default model's where the checkout has one."""
+    from earful import __version__
+    from earful.models.bundle import BUNDLE_FILE, DEFAULT_BUNDLE
+
+    try:
+        info = json.loads((DEFAULT_BUNDLE / BUNDLE_FILE).read_text())
+    except (OSError, ValueError):
+        return f"earful {__version__}"
+    return f"earful {__version__} (default model {info['name']} {info['version']})"
+
+
 def _trim_args(p: argparse.ArgumentParser, when: str) -> None:
     p.add_argument("--trim-vocab", nargs="+", metavar="FILE", help=f"keep only the vocabulary pieces these labelled files use most; {when}")
     p.add_argument("--trim-check", nargs="+", metavar="FILE", help="held-out labelled files on which to measure the trim's effect")
@@ -326,6 +344,7 @@ def _bundle_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earful", description="Complaint type, sentiment, language and troll likelihood for social posts.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("classify", help="classify a text, or JSON/plain lines from stdin (-)")
