@@ -1,4 +1,4 @@
-"""The command line's own contract: a version, and settings mistakes told in one line."""
+"""The command line's own contract: a version, settings mistakes told in one line, Ctrl-C without a traceback."""
 
 import subprocess
 import sys
@@ -29,3 +29,19 @@ def test_serve_settings_mistakes_are_one_line_before_anything_starts(tiny_bundle
     r = _earful("serve", "--bundle", str(tiny_bundle), "--port", "1", *flags, env=env)
     assert r.returncode == 2
     assert r.stderr.strip() == f"earful serve: error: {message}"
+
+
+def test_ctrl_c_ends_with_one_line_and_status_130(tiny_bundle):
+    import os
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle),
+                             "--batch-size", "1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    proc.stdin.write(b'{"text": "first post"}\n')
+    proc.stdin.flush()
+    assert proc.stdout.readline()  # answered: the command now waits on stdin for the next post
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().strip().splitlines()[-1] == "earful: interrupted" and "Traceback" not in err.decode()
