@@ -23,6 +23,7 @@ DESCRIPTION = (
 )
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string", "description": "What is wrong, and where."}},
                 "required": ["error"]}
+TAGS = {"Service APIs": "Classify posts.", "Infrastructure": "Health probes and Prometheus metrics."}
 #: The answers the guard adds, with what each means for a client.
 ERROR_RESPONSES = {
     "400": "The body is not a valid request; the error names the field.",
@@ -45,6 +46,8 @@ def openapi_document(spec: dict, version: str, model: dict) -> dict:
     schemas["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                 "description": "The service's API key (EARFUL_API_KEY or --api-key-file)."}}
+    for tag in spec.get("tags", []):
+        tag["description"] = TAGS.get(tag.get("name"), tag.get("description", ""))
     op = spec.get("paths", {}).get("/classify", {}).get("post", {})
     responses = op.setdefault("responses", {})
     responses.setdefault("200", {}).setdefault("content", {})["application/json"] = {
