@@ -4,9 +4,10 @@ Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
 sequence axes, Reshape targets made static: :mod:`earful.models.static_shapes`),
 quantizes it to int8 (dynamic, per channel, after smoothing the activations on
 sample posts, :mod:`earful.models.smoothing`, with the weights rounded by GPTQ
-on the same posts, :mod:`earful.models.rounding`), checks both against torch on
-sample posts, and writes the self-describing bundle of :mod:`earful.models.bundle`
-with its checksum manifest.
+on the same posts, :mod:`earful.models.rounding`; one activation scale per token,
+:mod:`earful.models.token_scales`), checks both against torch on sample posts,
+and writes the self-describing bundle of :mod:`earful.models.bundle` with its
+checksum manifest.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from earful.models import token_scales
 from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle, write_manifest
 from earful.models.network import MultiTaskModel, trained_folder
 from earful.models.rounding import DAMPING, round_to_nearest, round_weights
@@ -363,6 +365,8 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
             r = parity["int8_weight_rounding"]
             lines.append(f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
                          f"on the same {r['posts']} posts.")
+        if parity.get(token_scales.METRICS_KEY):
+            lines.append(token_scales.CARD_LINE)
     if metrics.get("lineage"):
         lines += ["", "## Training runs (as each run recorded its time)", *_lineage_lines(metrics["lineage"])]
     base_trim = metrics.get("base_vocabulary_trim")
@@ -430,7 +434,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         export_onnx(model, work / "model.fp32.onnx")
         static = static_reshapes(work / "model.fp32.onnx", work / "model.fp32.onnx")
         outliers: dict[str, float] = {}
-        smoothing = rounding = None
+        smoothing = rounding = per_token = None
         if int8:
             sample = encoder.encode(PARITY_TEXTS)
             outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
@@ -440,6 +444,8 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             weights = round_weights(work / "model.smoothed.onnx", batches)
             quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers), weights)
             (work / "model.smoothed.onnx").unlink()
+            rows = token_scales.per_token_activations(work / "model.int8.onnx", work / "model.int8.onnx")
+            per_token = {"method": token_scales.METHOD, "activations": rows}
             smoothing = {"alpha": ALPHA, "activations": n, "posts": len(texts), "posts_from": origin}
             rounding = {"method": "gptq", "weights": len(weights), "damping": DAMPING, "posts": len(texts), "posts_from": origin}
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
@@ -478,6 +484,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
                 "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
                 "int8_smoothing": smoothing,
                 "int8_weight_rounding": rounding,
+                token_scales.METRICS_KEY: per_token,
             },
             "graph": {"static_reshapes": static},
             "vocabulary_trim": trim_report,

@@ -1,0 +1,199 @@
+"""One int8 activation scale per token, so that a post's result does not depend on its batch.
+
+onnxruntime's dynamic quantization (``DynamicQuantizeLinear``) gives each activation tensor one scale and
+zero point, set by the extremes of the whole ``[posts, tokens, channels]`` tensor: every post of a run, and
+its padding, moves the levels of every other post. A post's labels then changed with what it was batched
+with (about 1% of labels on validation posts, see docs/quantization.md), so the service, batch scoring and
+the CLI could disagree on the same post.
+
+:func:`per_token_activations` replaces each ``DynamicQuantizeLinear`` with standard ops that quantize every
+row (a token, or a post at the heads) on its own, symmetrically: ``scale = max|x_row| / 127``, stored as
+``uint8`` around a fixed zero point of 128, so the ``MatMulInteger`` nodes, their ``uint8 × int8`` kernel
+and the per-channel weight scales stay as they are. The row scale reaches the output through the existing
+``a_scale × b_scale`` product, now ``[rows, 1] × [channels]``; onnxruntime (1.31, CPU) still fuses
+``MatMulInteger → Cast → Mul (→ Add)`` into ``MatMulIntegerToFloat``, which applies that product per
+element. Every value of a post is then computed from that post alone (up to float summation order).
+Why not the alternatives: ``int8 × int8`` ``MatMulInteger`` was about 7x slower (no fast kernel on x86);
+a per-row zero point is refused by the CPU ``MatMulInteger``; static scales set on sample posts would fix
+one range for posts of every kind. Measurements: docs/quantization.md.
+
+The rewrite needs only the int8 graph, so it also applies to a bundle exported before it existed
+(:func:`rewrite_bundle`, ``python -m earful.models.token_scales BUNDLE --version V``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Symmetric levels either side of the zero point (uint8 128 ± 127: 255 levels, as many as int8 gives).
+LEVELS = 127
+ZERO_POINT = 128
+#: Where ``export_parity`` in metrics.json records the rewrite.
+METRICS_KEY = "int8_activation_scales"
+METHOD = "per token, symmetric"
+CARD_LINE = ("- int8 activations quantized with one scale per token (per post at the heads), so a post's result "
+             "does not depend on its batch.")
+
+
+def per_token_activations(src: Path, dst: Path) -> int:
+    """Write ``src`` (an int8 ONNX model) with every ``DynamicQuantizeLinear`` replaced by per-row
+    quantization to ``dst``; returns how many were replaced (0: nothing to do, ``dst`` is a copy)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    made = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    quantizers = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
+    if not quantizers:
+        onnx.save(model, str(dst))
+        return 0
+    if "attention_mask" not in {i.name for i in graph.input}:
+        raise ValueError("the model has no attention_mask input; it is not an earful network")
+
+    def constant(name: str, value: np.ndarray) -> str:
+        inits[name] = numpy_helper.from_array(value, name)
+        graph.initializer.append(inits[name])
+        return name
+
+    inv_levels = constant("token_scales_inv_levels", np.array(1 / LEVELS, np.float32))
+    # An all-zero row keeps a scale above 0.
+    tiny = constant("token_scales_tiny", np.array(np.finfo(np.float32).tiny, np.float32))
+    flat = constant("token_scales_flat", np.array([-1], np.int64))
+    # A 1.0 computed at run time (every run has a real token): onnxruntime folds a constant one away, and then no
+    # longer fuses MatMulInteger → Cast → Mul(1 × channel scales) into one MatMulIntegerToFloat (~10% of a run).
+    # Its fused kernel takes only one activation scale per run, so the row scales are applied after it.
+    one = "token_scales_one"
+    first = [
+        helper.make_node("ReduceMax", ["attention_mask"], [one + "_mask"], name=one + "_mask", keepdims=0),
+        helper.make_node("Cast", [one + "_mask"], [one + "_float"], name=one + "_float", to=TensorProto.FLOAT),
+        helper.make_node("Max", [one + "_float", constant(one + "_floor", np.array(1, np.float32))], [one], name=one),
+    ]
+    replace, follow = {}, {}
+    for node in quantizers:
+        x, (q, scale, zero_point) = node.input[0], node.output
+        matmuls = readers.get(q, [])
+        if any(m.op_type != "MatMulInteger" or m.input[1] not in inits for m in matmuls) or not matmuls:
+            raise ValueError(f"{node.name}: not the MatMulInteger pattern of onnxruntime's dynamic quantization")
+        p = node.name + "_per_token"
+        for matmul in matmuls:
+            [cast] = readers[matmul.output[0]]
+            [output] = readers[cast.output[0]]
+            scales = made[output.input[1]]
+            if (cast.op_type, output.op_type, scales.op_type, scales.input[0]) != ("Cast", "Mul", "Mul", scale):
+                raise ValueError(f"{matmul.name}: not the MatMulInteger → Cast → Mul of dynamic quantization")
+            scales.input[0] = one
+            scaled = output.output[0]
+            output.output[0] = scaled + "_per_channel"
+            follow[output.name] = helper.make_node("Mul", [output.output[0], scale], [scaled],
+                                                   name=output.name + "_per_token")
+        width = constant(p + "_width", np.array([-1, inits[matmuls[0].input[1]].dims[0]], np.int64))
+        constant(zero_point, np.array(ZERO_POINT, np.uint8))  # now one fixed zero point
+        replace[node.name] = [
+            helper.make_node("ReduceMax", [x], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1),
+            helper.make_node("ReduceMin", [x], [p + "_min"], name=p + "_min", axes=[-1], keepdims=1),
+            helper.make_node("Neg", [p + "_min"], [p + "_neg_min"], name=p + "_neg_min"),
+            helper.make_node("Max", [p + "_max", p + "_neg_min", tiny], [p + "_range"], name=p + "_range"),
+            helper.make_node("Mul", [p + "_range", inv_levels], [scale], name=p + "_scale"),  # [..., 1]
+            # QuantizeLinear takes one scale per index of one axis: rows flattened to [rows, width], scales to [rows].
+            helper.make_node("Reshape", [x, width], [p + "_rows"], name=p + "_rows"),
+            helper.make_node("Reshape", [scale, flat], [p + "_row_scale"], name=p + "_row_scale"),
+            helper.make_node("Shape", [p + "_row_scale"], [p + "_count"], name=p + "_count"),
+            helper.make_node("ConstantOfShape", [p + "_count"], [p + "_row_zero"], name=p + "_row_zero",
+                             value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT])),
+            helper.make_node("QuantizeLinear", [p + "_rows", p + "_row_scale", p + "_row_zero"], [p + "_quantized"],
+                             name=p + "_quantize", axis=0),
+            helper.make_node("Shape", [x], [p + "_shape"], name=p + "_shape"),
+            helper.make_node("Reshape", [p + "_quantized", p + "_shape"], [q], name=p + "_unflatten"),
+        ]
+    nodes = list(first)
+    for node in graph.node:
+        nodes += replace.get(node.name, [node])
+        if node.name in follow:
+            nodes.append(follow[node.name])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(dst))
+    return len(quantizers)
+
+
+def _card_with_line(card: str, line: str) -> str:
+    """``card`` with ``line`` closing its export parity section (or appended when it has none)."""
+    start = card.find("\n## Export parity")
+    if start < 0:
+        return card.rstrip("\n") + "\n\n" + line + "\n"
+    end = card.find("\n## ", start + 1)
+    end = len(card) if end < 0 else end
+    body = card[:end].rstrip("\n")
+    return body + "\n" + line + "\n" + card[end:]
+
+
+def rewrite_bundle(directory: str | Path, version: str, validation: list[str | Path] | None = None) -> int:
+    """Rewrite an existing bundle's int8 model with per-token activation scales, as a new ``version``.
+
+    Everything else follows the bundle's own writers: metrics.json and the model card record the rewrite,
+    the troll threshold is chosen again on the new int8 probabilities (:mod:`earful.models.threshold`, on
+    ``validation`` or the validation files training used), which also sets the version and rewrites the
+    manifest. The work is done on a copy, so a failure (no validation rows, say) leaves the bundle as it was.
+    Returns how many activations were rewritten."""
+    from earful.models.bundle import Bundle, write_manifest
+    from earful.models.threshold import fit_threshold, training_validation_files, write_threshold
+
+    directory = Path(directory)
+    before = Bundle.load(directory)
+    if "int8" not in before.variants:
+        raise ValueError(f"bundle {directory} has no int8 model to rewrite")
+    work = Path(tempfile.mkdtemp(prefix="earful-token-scales-", dir=directory.parent)) / directory.name
+    try:
+        shutil.copytree(directory, work)
+        model = work / "model.int8.onnx"
+        count = per_token_activations(model, model)
+        if not count:
+            raise ValueError(f"bundle {directory}: its int8 model already quantizes activations per token")
+        metrics = json.loads((work / "metrics.json").read_text()) if (work / "metrics.json").exists() else {}
+        metrics.setdefault("export_parity", {})[METRICS_KEY] = {
+            "method": METHOD, "activations": count, "rewritten_from": f"{before.name} {before.version}",
+            "note": "export parity figures were measured on the graph before this rewrite (same weights)"}
+        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        card = work / "MODEL_CARD.md"
+        if card.exists():
+            line = (f"{CARD_LINE} Rewritten from {before.name} {before.version}'s graph (same weights); the int8 "
+                    "figure above was measured before.")
+            card.write_text(_card_with_line(card.read_text(), line))
+        write_manifest(work)
+        files = list(validation) if validation else training_validation_files(before)
+        write_threshold(work, fit_threshold(Bundle.load(work), files, "int8"), version)
+        Bundle.load(work)  # verifies the rewritten bundle before it replaces the old one
+        old = Path(tempfile.mkdtemp(prefix="earful-token-scales-old-", dir=directory.parent))
+        directory.rename(old / directory.name)
+        work.rename(directory)
+        shutil.rmtree(old)
+    finally:
+        shutil.rmtree(work.parent, ignore_errors=True)
+    return count
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Rewrite a bundle's int8 model with one activation scale per token.")
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--version", required=True, help="the rewritten bundle's version")
+    parser.add_argument("--validation", nargs="+", help="troll-labelled files to choose the troll threshold on "
+                                                        "(default: the validation files training used)")
+    args = parser.parse_args(argv)
+    count = rewrite_bundle(args.bundle, args.version, args.validation)
+    print(f"{args.bundle}: {count} activations now quantized per token; version {args.version}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""A post's int8 result does not depend on the posts it is batched with (earful.models.token_scales)."""
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from earful.metrics import sigmoid, softmax
+from earful.models.bundle import Bundle, write_manifest
+from earful.models.export import quantize_int8
+from earful.models.predictor import Predictor
+from earful.models.threshold import ThresholdError
+from earful.models.token_scales import METRICS_KEY, per_token_activations, rewrite_bundle
+from earful.models.tokenization import TextEncoder
+from conftest import make_rows, write_csv
+
+#: Posts of very different lengths (the tiny model reads at most 32 tokens): padding and long rows set a
+#: batch-wide scale, so alone and together they get different int8 levels unless each row has its own.
+POSTS = ["ok", "you charged me twice for order 12, refund it now",
+         "der kundendienst antwortet nie auf meine fragen und der zug ist schon wieder zu spät " * 3,
+         "¿a qué hora abre la tienda?", "word " * 40, "🙂"]
+TOLERANCE = 1e-4
+
+
+def _probabilities(path, encoder, schema, texts):
+    """Calibration-free probabilities per head, all ``texts`` in one onnxruntime run."""
+    ids, mask = encoder.pad(encoder.encode_ids(texts)[0])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    return [sigmoid(o) if t.kind == "binary" else softmax(o) for t, o in zip(schema.tasks, outputs)]
+
+
+def _largest_batch_effect(path, bundle: Bundle) -> float:
+    """The largest probability change of any post between its own run and one run with all of POSTS."""
+    encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
+    together = _probabilities(path, encoder, bundle.schema, POSTS)
+    worst = 0.0
+    for i, post in enumerate(POSTS):
+        alone = _probabilities(path, encoder, bundle.schema, [post])
+        worst = max(worst, *(float(np.abs(a[0] - t[i]).max()) for a, t in zip(alone, together)))
+    return worst
+
+
+@pytest.fixture
+def old_graph_bundle(tiny_bundle, tmp_path):
+    """The tiny bundle with its int8 model as plain dynamic quantization made it (one scale per run)."""
+    old = shutil.copytree(tiny_bundle, tmp_path / "old")
+    quantize_int8(old / "model.fp32.onnx", old / "model.int8.onnx")
+    write_manifest(old)
+    return old
+
+
+def test_exported_int8_prediction_is_the_same_alone_and_in_a_batch(tiny_bundle):
+    bundle = Bundle.load(tiny_bundle)
+    graph = onnx.load(str(tiny_bundle / "model.int8.onnx")).graph
+    assert not any(n.op_type == "DynamicQuantizeLinear" for n in graph.node)
+    assert json.loads((tiny_bundle / "metrics.json").read_text())["export_parity"][METRICS_KEY]["activations"] > 0
+    assert _largest_batch_effect(tiny_bundle / "model.int8.onnx", bundle) <= TOLERANCE
+    predictor = Predictor(bundle, threads=1)
+    predictor.run_overhead_tokens = 10_000  # one onnxruntime run for the whole call, long and short posts together
+    together = predictor.predict(POSTS)
+    for post, mixed in zip(POSTS, together):
+        [alone] = predictor.predict([post])
+        assert (alone.complaint_type.label, alone.sentiment.label, alone.is_troll, alone.lang.code) == \
+            (mixed.complaint_type.label, mixed.sentiment.label, mixed.is_troll, mixed.lang.code)
+        for a, b in ((alone.complaint_type, mixed.complaint_type), (alone.sentiment, mixed.sentiment)):
+            assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) <= TOLERANCE
+        assert abs(alone.troll - mixed.troll) <= TOLERANCE
+
+
+def test_one_scale_per_run_moves_a_post_with_its_batch_and_the_rewrite_stops_it(old_graph_bundle, tmp_path):
+    """The check above can fail: on the graph dynamic quantization makes, the same posts move by more."""
+    bundle = Bundle.load(old_graph_bundle)
+    assert _largest_batch_effect(old_graph_bundle / "model.int8.onnx", bundle) > 10 * TOLERANCE
+    # four activations per layer (query/key/value, attention output, feed-forward in and out), one for the heads
+    assert per_token_activations(old_graph_bundle / "model.int8.onnx", tmp_path / "new.onnx") == 2 * 4 + 1
+    assert _largest_batch_effect(tmp_path / "new.onnx", bundle) <= TOLERANCE
+    assert per_token_activations(tmp_path / "new.onnx", tmp_path / "again.onnx") == 0  # nothing left to rewrite
+
+
+def test_rewriting_an_existing_bundle_gives_a_verified_new_version(old_graph_bundle, tmp_path):
+    trolls = write_csv(tmp_path / "trolls.csv", make_rows(8, seed=3))
+    before = Bundle.load(old_graph_bundle)
+    assert rewrite_bundle(old_graph_bundle, "0.0.2", [trolls]) == 2 * 4 + 1
+    after = Bundle.load(old_graph_bundle)  # the manifest verifies
+    assert (before.version, after.version) == ("0.0.1", "0.0.2")
+    recorded = after.metrics["export_parity"][METRICS_KEY]
+    assert recorded["rewritten_from"] == "tiny-test 0.0.1" and recorded["activations"] == 9
+    assert after.metrics["troll_threshold"]["files"] == [str(trolls)]
+    card = (old_graph_bundle / "MODEL_CARD.md").read_text()
+    assert card.startswith("# tiny-test 0.0.2\n") and "one scale per token" in card
+    assert _largest_batch_effect(old_graph_bundle / "model.int8.onnx", after) <= TOLERANCE
+    with pytest.raises(ValueError, match="already quantizes activations per token"):
+        rewrite_bundle(old_graph_bundle, "0.0.3", [trolls])
+    assert Bundle.load(old_graph_bundle).version == "0.0.2"
+
+
+def test_a_failed_rewrite_leaves_the_bundle_as_it_was(old_graph_bundle, tmp_path):
+    few = write_csv(tmp_path / "few.csv", make_rows(1, seed=4))  # too few trolls to choose a threshold on
+    manifest = (old_graph_bundle / "manifest.json").read_text()
+    with pytest.raises(ThresholdError):
+        rewrite_bundle(old_graph_bundle, "0.0.2", [few])
+    assert (old_graph_bundle / "manifest.json").read_text() == manifest
+    assert Bundle.load(old_graph_bundle).version == "0.0.1"
+    assert not [p for p in old_graph_bundle.parent.iterdir() if p.name.startswith("earful-token-scales")]
