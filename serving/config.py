@@ -58,6 +58,8 @@ class ServeConfig:
     api_key: str | None = None
     threads: int = 1
     max_batch_size: int = 64
+    #: Queueing budget: while a request part in a worker has waited longer, new requests get 503 + Retry-After.
+    #: Measured by :class:`earful.serving.service.Admission`, not estimated by BentoML's batcher (see there).
     max_latency_ms: int = 3_000
     max_concurrency: int = 512
     workers: int = 2
