@@ -1,6 +1,8 @@
 """Load test of ``earful serve`` on this machine (loopback only, bounded).
 
     python -m earful.serving.loadtest --out bench/service [--bundle PATH]
+    python -m earful.serving.loadtest --out /tmp/soak --soak 600 --clients 32   # one long run
+    python -m earful.serving.loadtest --render /tmp/soak/soak.json             # its Markdown again
 
 In one run: the predictor's own offline batch throughput on the same posts,
 then the real service started on 127.0.0.1, then single-post callers at 1, 8,
@@ -15,12 +17,19 @@ The client is one asyncio loop speaking plain HTTP/1.1 over keep-alive
 connections, so it costs far less CPU than one thread per client (or aiohttp);
 on a 2-core machine it still competes with the service, which makes the
 fraction a conservative figure.
+
+``--soak SECONDS`` runs one level instead, ``--clients`` single-post callers for
+that long (and at most ``--soak-requests`` requests), and reports every status,
+latency percentiles, throughput per minute and the ERROR lines in the service's
+log: a service that keeps its budget answers no 5xx at a load it can carry.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime
 import glob
 import json
 import os
@@ -71,9 +80,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return status, body, headers.get(b"connection") == b"close"
 
 
-async def _level(url: str, texts: list[str], clients: int, requests: int, time_limit: float) -> dict:
+async def _level(url: str, texts: list[str], clients: int, requests: int, time_limit: float,
+                 timeline: list[tuple[float, int]] | None = None) -> dict:
     """``clients`` keep-alive connections sending single-post requests until
-    ``requests`` are done or ``time_limit`` passes.
+    ``requests`` are done or ``time_limit`` passes; ``timeline`` gets (seconds
+    from the start, status) of every answer.
 
     A plain asyncio HTTP/1.1 client rather than aiohttp: on a 2-core machine the
     load generator takes CPU from the service it measures, and this one costs
@@ -107,6 +118,8 @@ async def _level(url: str, texts: list[str], clients: int, requests: int, time_l
                 status, answer, close = await asyncio.wait_for(_read_response(reader), 120)
                 latencies.append(time.perf_counter() - t)
                 codes[status] = codes.get(status, 0) + 1
+                if timeline is not None:
+                    timeline.append((latencies[-1] + t - start, status))
                 if status == 200 and not answer.startswith(b'{"results":['):
                     malformed += 1
                 if close:
@@ -120,14 +133,16 @@ async def _level(url: str, texts: list[str], clients: int, requests: int, time_l
     await asyncio.gather(*(client() for _ in range(clients)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     ok = codes.get(200, 0) - malformed
+    ms = {f"p{str(q).replace('.', '')}_ms": round(1000 * float(np.percentile(latencies, q)), 1)
+          for q in (50, 90, 99, 99.9)}
     return {"clients": clients, "requests": len(latencies), "ok": ok, "codes": codes, "malformed": malformed, "seconds": round(wall, 2),
-            "throughput_rps": round(ok / wall, 1), "p50_ms": round(1000 * float(np.percentile(latencies, 50)), 1),
-            "p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
+            "throughput_rps": round(ok / wall, 1), **ms, "max_ms": round(1000 * max(latencies), 1),
             "client_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 3)}
 
 
-def _service_round(bundle: str | None, texts: list[str], log_path: Path, requests: int, time_limit: float) -> list[dict]:
-    """Start the real service, run every concurrency level once, stop it.
+@contextlib.contextmanager
+def _serving(bundle: str | None, log_path: Path, texts: list[str]):
+    """The real service on 127.0.0.1, warmed up by 64 requests of ``texts``; yields its /classify URL, then stops it.
 
     The client runs on uvloop, as the service does: 20% less client CPU per
     request than asyncio's own loop."""
@@ -136,9 +151,10 @@ def _service_round(bundle: str | None, texts: list[str], log_path: Path, request
     import uvloop
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "earful.cli", "serve", "--port", str(port)] + (["--bundle", bundle] if bundle else [])
+    cmd = [sys.executable, "-m", "earful.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd + (["--bundle", bundle] if bundle else []), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
             for _ in range(180):
                 try:
@@ -150,10 +166,22 @@ def _service_round(bundle: str | None, texts: list[str], log_path: Path, request
                 raise RuntimeError(f"service did not start; see {log_path}")
             url = f"http://127.0.0.1:{port}/classify"
             uvloop.run(_level(url, texts, 8, 64, 30))  # warm-up, not reported
-            return [uvloop.run(_level(url, texts, c, requests, time_limit)) for c in LEVELS]
+            yield url
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+def _service_round(bundle: str | None, texts: list[str], log_path: Path, requests: int, time_limit: float) -> list[dict]:
+    """Start the real service, run every concurrency level once, stop it."""
+    import uvloop
+
+    with _serving(bundle, log_path, texts) as url:
+        return [uvloop.run(_level(url, texts, c, requests, time_limit)) for c in LEVELS]
+
+
+#: Instruction-set flags that change onnxruntime's int8 speed, listed by :func:`machine` where present.
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def machine() -> str:
@@ -164,7 +192,8 @@ def machine() -> str:
     flags = set(fields.get("flags\t\t", "").split())
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "no VNNI"
-    return f"{model}, {os.cpu_count()} cores, {simd}, {vnni}"
+    listed = " ".join(f for f in ISA_FLAGS if f in flags) or "none listed"
+    return f"{model}, {os.cpu_count()} cores, {simd}, {vnni} (flags: {listed})"
 
 
 def _logged_overheads(log_path: Path) -> list[int]:
@@ -235,17 +264,102 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _log_summary(log_path: Path) -> dict:
+    """ERROR lines and answered statuses in a service log (the guard's JSON access lines)."""
+    errors, statuses = 0, {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        errors += "[ERROR]" in line or '"level": "ERROR"' in line
+        try:
+            record = json.loads(line).get("record", {})
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(record, dict) and record.get("event") == "request" and record.get("path") == "/classify":
+            statuses[str(record["status"])] = statuses.get(str(record["status"]), 0) + 1
+    return {"error_lines": errors, "classify_statuses": statuses}
+
+
+def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: float, max_requests: int,
+         command: str) -> dict:
+    """One long level against a freshly started service: every answer's status, per minute too."""
+    import uvloop
+
+    from earful.eval.bench import sample_posts
+
+    texts = sample_posts(sorted(glob.glob("data/validation/*.csv.gz")), n_posts)
+    timeline: list[tuple[float, int]] = []
+    began = datetime.datetime.now(datetime.timezone.utc)
+    with _serving(bundle, out / "service.soak.log", texts) as url:
+        level = uvloop.run(_level(url, texts, clients, max_requests, seconds, timeline))
+    minutes: dict[int, dict[int, int]] = {}
+    for at, status in timeline:
+        minute = minutes.setdefault(int(at // 60), {})
+        minute[status] = minute.get(status, 0) + 1
+    result = {"command": command, "started_utc": began.isoformat(timespec="seconds"),
+              "ended_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "bundle": bundle or "models/default", "posts_per_request": 1,
+              "distinct_posts": len(texts),
+              "time_limit_s": seconds, "max_requests": max_requests, **level,
+              "server_errors": sum(n for code, n in level["codes"].items() if int(code) >= 500),
+              "per_minute": [{"minute": m + 1, "codes": codes,
+                              "requests_per_s": round(sum(codes.values()) / max(min(60, level["seconds"] - 60 * m), 1), 1)}
+                             for m, codes in sorted(minutes.items())],
+              "service_log": _log_summary(out / "service.soak.log")}
+    (out / "soak.json").write_text(json.dumps(result, indent=2))
+    (out / "soak.md").write_text(soak_markdown(result))
+    return result
+
+
+def _codes(codes: dict) -> str:
+    return ", ".join(f"{code}: {n}" for code, n in sorted(codes.items()))
+
+
+def soak_markdown(result: dict) -> str:
+    """The soak's figures as a Markdown section, from its JSON."""
+    r = result
+    codes = _codes(r["codes"])
+    lines = ["## Soak", "", f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; "
+             f"the service started by the script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings "
+             "and warmed up by 64 requests, then "
+             f"{r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
+             f"posts from data/validation), bounded by {r['time_limit_s']:g} s and {r['max_requests']} requests.", "",
+             "| requests | statuses | 5xx | malformed 200s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
+             "|---|---|---|---|---|---|---|---|---|---|",
+             f"| {r['requests']} | {codes} | {r['server_errors']} | {r['malformed']} | {r['throughput_rps']} "
+             f"| {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_ms']} |", "",
+             "Per minute (requests/s; statuses): " + "; ".join(
+                 f"{m['minute']}: {m['requests_per_s']} ({_codes(m['codes'])})" for m in r["per_minute"]) + ".", "",
+             f"The service's log: {r['service_log']['error_lines']} ERROR lines; /classify answers logged by status: "
+             f"{_codes(r['service_log']['classify_statuses'])}. "
+             f"Client CPU per request: {r['client_cpu_ms_per_request']} ms."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="folder for the results and the service's log (required unless --render)")
     ap.add_argument("--bundle")
     ap.add_argument("--posts", type=int, default=1000, help="distinct posts sent (default 1000)")
     ap.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds per level at most (default 60)")
     ap.add_argument("--rounds", type=int, default=3, help="service start-to-stop rounds; the median is reported (default 3)")
+    ap.add_argument("--soak", type=float, metavar="SECONDS", help="instead: --clients callers for this long, once")
+    ap.add_argument("--clients", type=int, default=32, help="callers in a soak (default 32)")
+    ap.add_argument("--soak-requests", type=int, help="requests in a soak at most (default 1,000 per second of it)")
+    ap.add_argument("--render", metavar="SOAK_JSON", help="print the Markdown of a soak's JSON and exit")
     args = ap.parse_args(argv)
+    if args.render:
+        print(soak_markdown(json.loads(Path(args.render).read_text())), end="")
+        return
+    if not args.out:
+        ap.error("--out is required")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.soak:
+        command = "python -m earful.serving.loadtest " + " ".join(sys.argv[1:] if argv is None else argv)
+        cap = args.soak_requests or int(1000 * args.soak)
+        soak(args.bundle, out, args.posts, args.clients, args.soak, cap, command)
+        print((out / "soak.md").read_text())
+        return
     run(args.bundle, out, args.posts, args.requests, args.time_limit, args.rounds)
     print((out / "loadtest.md").read_text())
 
