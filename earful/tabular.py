@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +54,60 @@ def detect_format(path: str | Path, fmt: str | None = None) -> TableFormat:
     return TableFormat(fmt, compression)
 
 
+class _ZstdReader(io.RawIOBase):
+    """zstd decompression, frame after frame, that raises ``EOFError`` on a file cut off mid-frame:
+    zstandard's ``stream_reader`` just ends there, and the rows after the cut would be lost silently."""
+
+    def __init__(self, path: Path):
+        import zstandard
+
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._corrupt = zstandard.ZstdError
+        self._file = open(path, "rb")
+        self._frame = self._decompressor.decompressobj()
+        self._mid_frame = False
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            data = self._file.read(1 << 17)
+            if not data:
+                if self._mid_frame:
+                    raise EOFError("the zstd data ends in the middle of a frame: the file is cut off")
+                return 0
+            out = []
+            while data:
+                try:
+                    out.append(self._frame.decompress(data))
+                except self._corrupt as e:
+                    raise OSError(f"corrupt zstd data ({e})") from None
+                self._mid_frame = not self._frame.eof
+                data = b""
+                if self._frame.eof:  # the next frame, if any, starts in the rest of this read
+                    data = self._frame.unused_data
+                    self._frame = self._decompressor.decompressobj()
+            self._pending = memoryview(b"".join(out))
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 def _open_binary(path: Path, compression: str | None, mode: str = "rb"):
     if compression == "gzip":
         return gzip.open(path, mode)
     if compression == "zstd":
+        if "r" in mode:
+            return io.BufferedReader(_ZstdReader(path))
         import zstandard
 
-        if "r" in mode:
-            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
         return zstandard.ZstdCompressor(level=6).stream_writer(open(path, mode), closefd=True)
     return open(path, mode)
 
@@ -70,6 +117,11 @@ def open_text(path: str | Path, compression: str | None) -> TextIO:
     (``surrogateescape``) so one bad row can be reported or scored as bad
     instead of failing the whole file."""
     return io.TextIOWrapper(_open_binary(Path(path), compression), encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def open_text_writer(path: str | Path, compression: str | None) -> TextIO:
+    """Open for writing UTF-8 text, compressed as asked (the same compressions the readers take)."""
+    return io.TextIOWrapper(_open_binary(Path(path), compression, "wb"), encoding="utf-8", newline="")
 
 
 def has_undecodable(text: str) -> bool:
@@ -92,40 +144,54 @@ def iter_rows(path: str | Path, fmt: str | None = None, columns: list[str] | Non
         raise TableError(f"{path}: no such file")
     tf = detect_format(path, fmt)
     if tf.format == "csv":
-        yield from _iter_csv(path, tf.compression)
+        rows = _iter_csv(path, tf.compression)
     elif tf.format == "jsonl":
-        yield from _iter_jsonl(path, tf.compression)
+        rows = _iter_jsonl(path, tf.compression)
     else:
-        yield from _iter_parquet(path, columns)
+        rows = _iter_parquet(path, columns)
+    line = 0
+    try:
+        for row in rows:
+            line = row.line
+            yield row
+    except (EOFError, OSError, zlib.error) as e:  # a cut-off or corrupt compressed file
+        raise TableError(f"{path}: unreadable after line {line} ({e}); the file is cut off or corrupt") from None
 
 
 def _iter_csv(path: Path, compression: str | None) -> Iterator[Row]:
+    """Rows of a CSV file, each with the line it starts on. Strict: a quote left open runs to the end of the
+    file, swallowing the rows after it into one field, so it is an error naming the line where it opened."""
     with open_text(path, compression) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             raise TableError(f"{path}: empty file, expected a CSV header line") from None
         except csv.Error as e:
-            raise TableError(f"{path} line 1: {e}") from None
+            raise TableError(f"{path} line 1: malformed CSV header ({e})") from None
         header = [h.lstrip("\ufeff").strip() for h in header]
         if len(set(header)) != len(header):
             raise TableError(f"{path} line 1: duplicate column names in header {header}")
         while True:
+            start = reader.line_num + 1
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except csv.Error as e:
-                raise TableError(f"{path} line {reader.line_num}: malformed CSV ({e})") from None
+                raise TableError(
+                    f"{path} line {start}: malformed CSV ({e}, reading up to line {reader.line_num}); "
+                    'a field that opens a quote must close it, and a quote inside a quoted field is written ""'
+                ) from None
             if not values:
                 continue
             if len(values) != len(header):
+                lines = f"line {start}" if start == reader.line_num else f"lines {start}-{reader.line_num}"
                 raise TableError(
-                    f"{path} line {reader.line_num}: {len(values)} fields, the header has {len(header)}; "
+                    f"{path} {lines}: {len(values)} fields, the header has {len(header)}; "
                     "quote fields that contain commas or newlines"
                 )
-            yield Row(reader.line_num, dict(zip(header, values)))
+            yield Row(start, dict(zip(header, values)))
 
 
 def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:
@@ -176,7 +242,7 @@ def write_rows(path: str | Path, rows: list[dict[str, Any]], fmt: str | None = N
 
         pq.write_table(pa.Table.from_pylist(rows), path)
         return
-    with io.TextIOWrapper(_open_binary(path, tf.compression, "wb"), encoding="utf-8", newline="") as f:
+    with open_text_writer(path, tf.compression) as f:
         if tf.format == "jsonl":
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
