@@ -35,6 +35,10 @@ COMPLAINTS = COMPLAINT_TYPES[:3]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+class ReportError(ValueError):
+    """The file cannot be reported on as asked; the message names the file or column and what to do."""
+
+
 @dataclass(frozen=True)
 class SpikeRule:
     window: int = 14
@@ -132,6 +136,8 @@ def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule 
     heaps: dict[str, list] = {c: [] for c in COMPLAINTS}
     for row in iter_rows(path):
         r = row.data
+        if not s.rows:
+            _check_columns(path, r, time_column)
         s.rows += 1
         if r.get("status") != "ok":
             unscored[str(r.get("status"))] += 1
@@ -158,6 +164,8 @@ def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule 
             daily[day]["negative"] += sent == "negative"
             hours[when.hour] += 1
             weekdays[when.weekday()] += 1
+    if not s.rows:
+        raise ReportError(f"{path}: no rows to report on")
     s.complaint_mix = {c: complaint.get(c, 0) for c in COMPLAINT_TYPES}
     s.sentiment_mix = {c: sentiment.get(c, 0) for c in SENTIMENTS}
     s.language_mix = dict(language.most_common())
@@ -175,6 +183,16 @@ def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule 
         for series in (*COMPLAINTS, "negative"):
             s.spikes += detect_spikes(s.days, s.daily[series], series, rule)
     return s
+
+
+def _check_columns(path: str | Path, first: dict, time_column: str | None) -> None:
+    """A file without earful's columns, or a --time-column it lacks, would give an empty report that looks fine."""
+    columns = ", ".join(map(str, first))
+    if "status" not in first or "complaint_type" not in first:
+        raise ReportError(f"{path}: not the output of `earful score` (no status/complaint_type columns; it has {columns}); "
+                          "score it first: earful score FILE -o SCORED.parquet")
+    if time_column and time_column not in first:
+        raise ReportError(f"{path}: no '{time_column}' column for --time-column (columns: {columns})")
 
 
 # -- rendering ------------------------------------------------------------------
