@@ -9,13 +9,20 @@ How nothing is lost or doubled:
   Parts are written in chunk order, so the parts present are always chunks
   ``0..n-1``.
 * ``--resume`` checks that the input and options are the ones recorded in
-  ``<OUT>.partial/run.json``, skips the ``n·C`` rows already scored and goes on.
+  ``<OUT>.partial/run.json``, skips the ``n·C`` rows already scored and goes on;
+  ``--overwrite`` discards the parts of an interrupted or failed run and starts over.
 * When every chunk is done the parts are joined into ``OUT`` through a
   temporary file and an atomic rename: ``OUT`` exists only when complete.
 
 Rows with nothing to score (null, empty or undecodable text) get
 ``status`` = ``null``/``empty``/``undecodable`` and ``lang`` = ``und``; they
-are counted and kept, never dropped.
+are counted and kept, never dropped. A text holding half of a surrogate pair
+(a JSON ``"\\ud83d"`` of a cut emoji) is scored with U+FFFD in its place and
+counted in the summary (``rows_with_replaced_characters``).
+
+The engines share this module's public functions: :func:`kept_columns`,
+:func:`output_schema`, :func:`init_worker`, :func:`score_texts`,
+:func:`output_records` and :func:`assemble`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows
+from earful.models.tokenization import replace_lone_surrogates
+from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows, open_text_writer
 
 PART_GLOB = "part-*.parquet"
 RUN_FILE = "run.json"
@@ -63,6 +71,8 @@ class ScoreSummary:
     columns_kept: list[str] = field(default_factory=list)
     #: Rows (JSONL) carrying fields that the first row lacked; those fields are not in the output.
     rows_with_fields_not_kept: int = 0
+    #: Rows whose text held half of a surrogate pair (a cut emoji): scored with U+FFFD in its place (local engine).
+    rows_with_replaced_characters: int = 0
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -80,15 +90,22 @@ def prediction_columns() -> list[str]:
 _PREDICTOR = None
 
 
-def _init_worker(bundle: str | None, variant: str, threads: int) -> None:
+def init_worker(bundle: str | None, variant: str, threads: int) -> None:
+    """Load this process's predictor, once (a pool initializer, or a Ray actor's constructor)."""
     global _PREDICTOR
     from earful.models.predictor import Predictor
 
     _PREDICTOR = Predictor.load(bundle, variant=variant, threads=threads)
 
 
-def _score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
-    """Predictions for one chunk of raw text cells (None, undecodable or str)."""
+def _needs_replacement(text: Any) -> bool:
+    """A text that is scored with U+FFFD in place of half a surrogate pair (not undecodable bytes: those rows
+    are marked ``undecodable`` and not scored)."""
+    return isinstance(text, str) and not has_undecodable(text) and replace_lone_surrogates(text) != text
+
+
+def score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
+    """Predictions for one chunk of raw text cells (None, undecodable or str), after :func:`init_worker`."""
     status = []
     clean = []
     for t in texts:
@@ -127,7 +144,7 @@ def _score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
 
 def _score_chunk(args: tuple[int, list[Any], int]) -> tuple[int, list[dict[str, Any]]]:
     k, texts, batch_size = args
-    return k, _score_texts(texts, batch_size)
+    return k, score_texts(texts, batch_size)
 
 
 # -- parent side --------------------------------------------------------------
@@ -151,27 +168,32 @@ def _chunks(path: Path, options: ScoreOptions, skip_rows: int) -> Iterator[tuple
 
 def _stringify(v: Any) -> Any:
     """Input cells of JSONL/CSV become strings (nested values as JSON), so every
-    part has the same schema whatever each chunk happened to contain. Bytes that
-    were not UTF-8 are kept visible as U+FFFD in the copied columns."""
+    part has the same schema whatever each chunk happened to contain. Code points
+    that cannot be written as UTF-8 (bytes that were not UTF-8, half a surrogate
+    pair) are kept visible as U+FFFD in the copied columns."""
     if v is None:
         return v
     if isinstance(v, str):
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if has_undecodable(v) else v
+        return replace_lone_surrogates(v)
     if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
+        return replace_lone_surrogates(json.dumps(v, ensure_ascii=False))
     return str(v)
 
 
-def _write_part(partial: Path, k: int, inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str],
-                typed: bool, schema) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def output_records(inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str], typed: bool) -> list[dict[str, Any]]:
+    """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions."""
     records = []
     for src, pred in zip(inputs, preds):
         record = {c: (src.get(c) if typed else _stringify(src.get(c))) for c in keep}
         record.update(pred)
         records.append(record)
+    return records
+
+
+def _write_part(partial: Path, k: int, records: list[dict[str, Any]], schema) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pylist(records, schema=schema)
     tmp = partial / f".part-{k:08d}.tmp"
     pq.write_table(table, tmp)
@@ -200,7 +222,7 @@ def output_schema(src: Path, keep: list[str], typed: bool):
     return pa.schema(input_fields + pred_fields)
 
 
-def _assemble(partial: Path, out: Path) -> int:
+def assemble(partial: Path, out: Path) -> int:
     """Join the parts into OUT (via a temporary file and an atomic rename)."""
     import pyarrow.parquet as pq
 
@@ -219,12 +241,9 @@ def _assemble(partial: Path, out: Path) -> int:
             raise ScoreError("no rows were scored: the input is empty")
         writer.close()
     else:
-        from earful.tabular import _open_binary  # same compression handling as the readers
-
         import csv
-        import io
 
-        with io.TextIOWrapper(_open_binary(tmp, fmt.compression, "wb"), encoding="utf-8", newline="") as f:
+        with open_text_writer(tmp, fmt.compression) as f:
             writer = None
             for p in parts:
                 for rec in pq.read_table(p).to_pylist():
@@ -248,14 +267,16 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         raise ScoreError(f"{src}: no such file")
     in_fmt = detect_format(src)
     detect_format(out)  # fail fast on an unknown output format
-    keep = _kept_columns(src, options)  # also checks the text column, before anything is written
+    keep = kept_columns(src, options)  # also checks the text column, before anything is written
     schema = output_schema(src, keep, in_fmt.format == "parquet")
     partial = out.with_name(out.name + ".partial")
     run_record = {"input": _fingerprint(src), "options": {k: v for k, v in asdict(options).items() if k != "workers"}}
     if out.exists() and not overwrite and not resume:
         raise ScoreError(f"{out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
-        raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, or delete that folder to start over")
+        if not overwrite:
+            raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, or --overwrite to start over")
+        shutil.rmtree(partial)
     skip = 0
     if resume and partial.exists():
         recorded = json.loads((partial / RUN_FILE).read_text())
@@ -276,6 +297,7 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
     typed = in_fmt.format == "parquet"
     total = count_rows(src)
     extra_fields = 0
+    replaced = 0
     started = time.monotonic()
     status_counts: dict[str, int] = {}
     scored = 0
@@ -288,17 +310,18 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
     pool = None
     try:
         if workers == 1:
-            _init_worker(options.bundle, options.variant, threads)
+            init_worker(options.bundle, options.variant, threads)
             results = _serial(_chunks(src, options, skip), options)
         else:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(options.bundle, options.variant, threads))
+            pool = mp.get_context("spawn").Pool(workers, initializer=init_worker, initargs=(options.bundle, options.variant, threads))
             results = _windowed(pool, _chunks(src, options, skip), options, window=2 * workers)
         known = set(keep) | {options.text_column}
         for k, rows, preds in results:
-            _write_part(partial, k, rows, preds, keep, typed, schema)
+            _write_part(partial, k, output_records(rows, preds, keep, typed), schema)
             extra_fields += sum(1 for r in rows if options.columns is None and not known.issuperset(r))
+            replaced += sum(1 for r in rows if _needs_replacement(r.get(options.text_column)))
             for p in preds:
                 status_counts[p["status"]] = status_counts.get(p["status"], 0) + 1
             scored += len(rows)
@@ -311,14 +334,14 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         bar.close()
         if pool is not None:
             pool.terminate()
-    rows_total = _assemble(partial, out)
+    rows_total = assemble(partial, out)
     shutil.rmtree(partial)
     seconds = time.monotonic() - started
     return ScoreSummary(str(out), rows_total, round(seconds, 2), round(scored / seconds, 1) if seconds else 0.0, status_counts, skip,
-                        keep, extra_fields)
+                        keep, extra_fields, replaced)
 
 
-def _kept_columns(src: Path, options: ScoreOptions) -> list[str]:
+def kept_columns(src: Path, options: ScoreOptions) -> list[str]:
     """The input columns carried to the output: ``--columns``, or the first row's.
     Fixed for the whole run, so every part has one schema."""
     try:
