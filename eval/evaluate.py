@@ -2,10 +2,20 @@
 
 The predictions come from :meth:`Predictor.predict`, the code the service runs,
 language fallback included, so what is evaluated is what is served.
+
+Macro-F1 averages over the classes present in the gold labels or the
+predictions (scikit-learn's default), except for the lang head: there it
+averages over the languages in the gold labels of the file (or of the rows
+scored, in a per-language breakdown or a bootstrap sample). A model has many
+more languages than a file holds, and a wrong guess already costs the true
+language its recall; counting each wrongly guessed language as a class with F1
+0 on top would make the figure depend on how many other languages the errors
+happen to spread over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +53,16 @@ class HeadOutcome:
     #: prediction: the troll head decides at the bundle's threshold, but its probability is calibrated,
     #: and judged, on the more probable class. None: the prediction's confidence and correctness.
     calibration: tuple[np.ndarray, np.ndarray] | None = None
+    #: Average macro-F1 over the classes in the gold labels only (the lang head; see the module docstring).
+    gold_classes_only: bool = False
+
+    def macro_f1(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        """Macro-F1 of these rows (class indices into ``labels``) by this head's convention."""
+        if not self.gold_classes_only:
+            return macro_f1(y_true, y_pred, len(self.labels))
+        reports = per_class(confusion_matrix(y_true, y_pred, len(self.labels)))
+        gold = [r.f1 for r in reports if r.support]
+        return float(np.mean(gold)) if gold else 0.0
 
     def calibration_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         if self.calibration is not None:
@@ -56,7 +76,7 @@ class HeadOutcome:
         return {
             "n": int(len(self.y_true)),
             "accuracy": accuracy(self.y_true, self.y_pred),
-            "macro_f1": macro_f1(self.y_true, self.y_pred, n_classes),
+            "macro_f1": self.macro_f1(self.y_true, self.y_pred),
             "ece": expected_calibration_error(confidence, correct),
             "per_class": {label: vars(r) for label, r in zip(self.labels, per_class(cm))},
             "confusion": {"labels": self.labels, "matrix": cm.tolist()},
@@ -131,6 +151,7 @@ def head_outcomes(s: LabelledSet, preds: list[Prediction]) -> dict[str, HeadOutc
         out["troll"] = troll
     lang = build(sorted({v for v in s.lang if v}), lambda i: s.lang[i], lambda p: (p.lang.code, p.lang.confidence))
     if lang:
+        lang.gold_classes_only = True
         out["lang"] = lang
     return out
 
@@ -168,14 +189,14 @@ def by_lang(o: HeadOutcome) -> dict:
         out[code] = {
             "n": int(sel.sum()),
             "accuracy": accuracy(yt, yp),
-            "macro_f1": macro_f1(yt, yp, len(o.labels)),
+            "macro_f1": o.macro_f1(yt, yp),
             "ece": expected_calibration_error(confidence[sel], correct[sel]),
         }
     return out
 
 
 def bootstrap_macro_f1_difference(a: HeadOutcome, b: HeadOutcome, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
-    """Paired bootstrap over rows of the macro-F1 difference (b − a): the same
+    """Paired bootstrap over rows of the macro-F1 difference (b − a), by ``a``'s convention: the same
     resampled rows score both models. Returns the difference and its 95% CI."""
     if not np.array_equal(a.rows, b.rows):
         raise ValueError("the two outcomes cover different rows; cannot pair them")
@@ -184,14 +205,15 @@ def bootstrap_macro_f1_difference(a: HeadOutcome, b: HeadOutcome, samples: int =
     remap_b = np.array([labels.index(x) for x in b.labels])
     yt = remap_a[a.y_true]
     pa, pb = remap_a[a.y_pred], remap_b[b.y_pred]
-    n, k = len(yt), len(labels)
+    n = len(yt)
+    joint = dataclasses.replace(a, labels=labels)
     rng = np.random.default_rng(seed)
     diffs = np.empty(samples)
     for s in range(samples):
         idx = rng.integers(0, n, size=n)
-        diffs[s] = macro_f1(yt[idx], pb[idx], k) - macro_f1(yt[idx], pa[idx], k)
+        diffs[s] = joint.macro_f1(yt[idx], pb[idx]) - joint.macro_f1(yt[idx], pa[idx])
     return {
-        "difference": macro_f1(yt, pb, k) - macro_f1(yt, pa, k),
+        "difference": joint.macro_f1(yt, pb) - joint.macro_f1(yt, pa),
         "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
         "samples": samples,
     }
