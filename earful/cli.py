@@ -108,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from earful.training.trainer import train
 
     overrides = {"output_dir": args.out, "epochs": args.epochs, "max_steps": args.max_steps, "device": args.device,
-                 "threads": args.threads, "base": args.base, "batch_size": args.batch_size, "max_length": args.max_length}
+                 "threads": args.threads, "base": args.base, "batch_size": args.batch_size, "max_length": args.max_length,
+                 "languages": args.languages}
     try:
         if args.config:
             if args.train or args.validation:
@@ -350,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify a text, or JSON/plain lines from stdin (-)")
     p.add_argument("text", nargs="?", help='the post, or - to read one post per line from stdin (JSON {"text":..,"id":..,"lang":..} or plain text)')
     _bundle_args(p)
-    p.add_argument("--batch-size", type=int, default=64, help="posts read from stdin before they are classified together (default 64)")
+    p.add_argument("--chunk-size", dest="batch_size", type=int, default=64,
+                   help="posts read from stdin before they are classified and written together (default 64)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help=argparse.SUPPRESS)  # the old name of --chunk-size
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("train", help="train a model on labelled files")
@@ -359,8 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", nargs="+", help="labelled validation files")
     p.add_argument("--out", help="output folder (checkpoint/, best/)")
     p.add_argument("--base", help="base encoder: multilingual-e5-small or a local transformers folder")
+    p.add_argument("--languages", nargs="+", metavar="CODE",
+                   help="the lang head's languages (default: each with min_lang_rows labelled training rows); "
+                        "with no lang labels the head stays untrained and langdetect names the language")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="posts per training step (default: the recipe's, else 32)")
     p.add_argument("--max-length", type=int, help="tokens per post (default 128)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     p.add_argument("--device", help="auto (default), cpu or cuda")
@@ -427,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (Ray: actors), each with its own onnxruntime session (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or a Ray cluster via Ray Data")
     p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
-    p.add_argument("--chunk-size", type=int, default=2000, help="rows per checkpointed part (default 2000)")
-    p.add_argument("--batch-size", type=int, default=64, help="most posts per onnxruntime run (default 64)")
+    p.add_argument("--chunk-size", type=int, default=2000,
+                   help="rows read, scored and written together as one checkpointed part (default 2000)")
+    p.add_argument("--batch-size", type=int, default=64, help="posts per onnxruntime run, at most (default 64)")
     p.add_argument("--bundle", help="bundle folder (default: models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
     p.set_defaults(func=cmd_score)

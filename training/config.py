@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from earful.schema import Schema
+
 
 @dataclass
 class TrainConfig:
@@ -84,6 +86,8 @@ class TrainConfig:
             raise ValueError("sampling_alpha must be in [0, 1]")
         if self.max_length < 8:
             raise ValueError("max_length must be at least 8 tokens")
+        if self.languages is not None:
+            Schema(languages=tuple(self.languages))  # checks the codes now, not after the data is loaded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earful.labelled import LabelledSet, read_labelled
+from earful.labelled import LabelledDataError, LabelledSet, read_labelled
 from earful.schema import COMPLAINT, COMPLAINT_TYPES, SENTIMENTS, UNDETERMINED
 from earful.models.tokenization import TextEncoder
 
@@ -28,6 +28,8 @@ def load_sets(paths: list[str]) -> list[LabelledSet]:
 
 
 def infer_languages(sets: list[LabelledSet], min_rows: int) -> list[str]:
+    """The lang head's languages: those with ``min_rows`` labelled training rows. Every label column is optional,
+    but without enough language labels the head's languages must be named (``languages``, ``--languages``)."""
     counts: dict[str, int] = {}
     for s in sets:
         for lang in s.lang:
@@ -35,8 +37,11 @@ def infer_languages(sets: list[LabelledSet], min_rows: int) -> list[str]:
                 counts[lang] = counts.get(lang, 0) + 1
     langs = sorted(code for code, n in counts.items() if n >= min_rows)
     if not langs:
-        raise ValueError(
-            f"no language has {min_rows}+ labelled training rows; add a lang column or set `languages` in the config"
+        found = (f"no language has {min_rows}+ labelled rows ({', '.join(f'{c} {n}' for c, n in sorted(counts.items()))})"
+                 if counts else "no row has a lang label")
+        raise LabelledDataError(
+            f"{', '.join(str(s.path) for s in sets)}: {found}; add lang labels (ISO 639-1 codes), or name the lang "
+            "head's languages with --languages (or `languages` and `min_lang_rows` in a --config recipe)"
         )
     return langs
 
