@@ -53,9 +53,14 @@ model: install
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
 
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).
+# BentoML refuses any file whose path has a folder starting with a dot, so a checkout under ~/.src, say,
+# could never build from here: the build context is a folder under /tmp holding just what the Bento takes.
 bento: install
 	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/bentoml build -f serving/bentofile.yaml .
+	ctx=$$(mktemp -d /tmp/earful-bento-XXXXXX) && mkdir $$ctx/serving $$ctx/dist \
+		&& cp serving/bentofile.yaml $$ctx/serving/ && cp dist/*.whl $$ctx/dist/ \
+		&& (cd $$ctx && BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/bentoml build -f serving/bentofile.yaml .); \
+		status=$$?; rm -rf $$ctx; exit $$status
 
 # Rebuild data/ from ../shared/data (deterministic; see data/README.md).
 data: install
