@@ -59,7 +59,8 @@ bento: install
 	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	ctx=$$(mktemp -d /tmp/earful-bento-XXXXXX) && mkdir $$ctx/serving $$ctx/dist \
 		&& cp serving/bentofile.yaml $$ctx/serving/ && cp dist/*.whl $$ctx/dist/ \
-		&& (cd $$ctx && BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/bentoml build -f serving/bentofile.yaml .); \
+		&& (cd $$ctx && BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(abspath $(BIN)):$$PATH \
+			$(abspath $(BIN))/bentoml build -f serving/bentofile.yaml .); \
 		status=$$?; rm -rf $$ctx; exit $$status
 
 # Rebuild data/ from ../shared/data (deterministic; see data/README.md).

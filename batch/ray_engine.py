@@ -108,7 +108,8 @@ def score_with_ray(input_path: str | Path, output_path: str | Path, options: Sco
     rows = assemble(partial, out)
     shutil.rmtree(partial)
     seconds = time.monotonic() - started
-    return ScoreSummary(str(out), rows, round(seconds, 2), round(rows / seconds, 1) if seconds else 0.0, counts, 0, keep, 0)
+    rate = round(rows / seconds, 1) if seconds else 0.0
+    return ScoreSummary(str(out), rows, round(seconds, 2), rate, counts, 0, keep, 0)
 
 
 def _read(ray, src: Path, fmt, keep: list[str]):

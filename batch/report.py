@@ -189,8 +189,8 @@ def _check_columns(path: str | Path, first: dict, time_column: str | None) -> No
     """A file without earful's columns, or a --time-column it lacks, would give an empty report that looks fine."""
     columns = ", ".join(map(str, first))
     if "status" not in first or "complaint_type" not in first:
-        raise ReportError(f"{path}: not the output of `earful score` (no status/complaint_type columns; it has {columns}); "
-                          "score it first: earful score FILE -o SCORED.parquet")
+        raise ReportError(f"{path}: not the output of `earful score` (no status/complaint_type columns; it has "
+                          f"{columns}); score it first: earful score FILE -o SCORED.parquet")
     if time_column and time_column not in first:
         raise ReportError(f"{path}: no '{time_column}' column for --time-column (columns: {columns})")
 

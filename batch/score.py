@@ -180,7 +180,8 @@ def _stringify(v: Any) -> Any:
     return str(v)
 
 
-def output_records(inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str], typed: bool) -> list[dict[str, Any]]:
+def output_records(inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str],
+                   typed: bool) -> list[dict[str, Any]]:
     """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions."""
     records = []
     for src, pred in zip(inputs, preds):
@@ -275,7 +276,8 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         raise ScoreError(f"{out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
         if not overwrite:
-            raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, or --overwrite to start over")
+            raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, "
+                             "or --overwrite to start over")
         shutil.rmtree(partial)
     skip = 0
     if resume and partial.exists():
@@ -315,7 +317,8 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         else:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn").Pool(workers, initializer=init_worker, initargs=(options.bundle, options.variant, threads))
+            pool = mp.get_context("spawn").Pool(workers, initializer=init_worker,
+                                                initargs=(options.bundle, options.variant, threads))
             results = _windowed(pool, _chunks(src, options, skip), options, window=2 * workers)
         known = set(keep) | {options.text_column}
         for k, rows, preds in results:

@@ -15,6 +15,8 @@ from earful.cli import build_parser, main
 from earful.tabular import write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
+#: What `make bento` needs: a git checkout to copy from, make, and BentoML in this environment.
+TOOLS = (ROOT / ".git").exists() and shutil.which("make") and Path(sys.executable).with_name("bentoml").exists()
 
 
 def test_train_without_a_lang_column(tmp_path, tiny_base, tiny_data, capsys):
@@ -35,8 +37,8 @@ def test_train_without_a_lang_column(tmp_path, tiny_base, tiny_data, capsys):
 
 def test_eval_language_macro_f1_averages_over_the_languages_of_the_file(tiny_bundle, tmp_path, capsys):
     data = tmp_path / "langs.csv"
-    write_rows(data, [{"text": "my order never came", "lang": "en"}, {"text": "danke für die schnelle hilfe", "lang": "de"},
-                      {"text": "👍👍", "lang": "en"}])
+    write_rows(data, [{"text": "my order never came", "lang": "en"},
+                      {"text": "danke für die schnelle hilfe", "lang": "de"}, {"text": "👍👍", "lang": "en"}])
     assert main(["eval", str(data), "--bundle", str(tiny_bundle), "--out", str(tmp_path / "ev")]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["langs"]["lang"]
     assert m["per_class"]["und"]["support"] == 0  # predicted for a post without letters; no post here is und
@@ -63,8 +65,9 @@ def test_batch_size_is_always_posts_through_the_model_at_once():
 
 def test_classify_chunk_size_and_its_old_name(tiny_bundle, tmp_path):
     lines = "".join(json.dumps({"id": str(i), "text": f"my order {i} never came"}) + "\n" for i in range(5))
-    outs = [subprocess.run([sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle), flag, "2"],
-                           input=lines, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    command = [sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle)]
+    outs = [subprocess.run(command + [flag, "2"], input=lines, capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path)
             for flag in ("--chunk-size", "--batch-size")]
     assert [r.returncode for r in outs] == [0, 0], outs[0].stderr + outs[1].stderr
     assert outs[0].stdout == outs[1].stdout and len(outs[0].stdout.splitlines()) == 5
@@ -76,16 +79,16 @@ def test_bundles_are_ignored_by_git():
     assert r.returncode == 0, "bundles/ (where the README exports bundles) would be committed"
 
 
-@pytest.mark.skipif(not shutil.which("make") or not shutil.which("git") or not Path(sys.executable).with_name("bentoml").exists(),
-                    reason="needs make, git and BentoML in this environment")
+@pytest.mark.skipif(not TOOLS, reason="needs a git checkout, make and BentoML here")
 def test_make_bento_from_a_checkout_under_a_hidden_folder(tmp_path):
     checkout = tmp_path / ".hidden" / "earful"
-    files = subprocess.run(["git", "ls-files", "Makefile", "pyproject.toml", "README.md", "earful", "models", "training",
-                            "serving", "eval", "batch"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
+    sources = ["Makefile", "pyproject.toml", "README.md", "earful", "models", "training", "serving", "eval", "batch"]
+    listed = subprocess.run(["git", "ls-files", *sources], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in listed.stdout.split():
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, checkout / name)
     (checkout / ".venv").symlink_to(Path(sys.executable).parents[1])  # this environment; -o: do not reinstall it
-    r = subprocess.run(["make", "bento", "-o", ".venv/.installed"], cwd=checkout, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(["make", "bento", "-o", ".venv/.installed"], cwd=checkout, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Successfully built Bento" in r.stdout + r.stderr

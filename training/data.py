@@ -37,8 +37,8 @@ def infer_languages(sets: list[LabelledSet], min_rows: int) -> list[str]:
                 counts[lang] = counts.get(lang, 0) + 1
     langs = sorted(code for code, n in counts.items() if n >= min_rows)
     if not langs:
-        found = (f"no language has {min_rows}+ labelled rows ({', '.join(f'{c} {n}' for c, n in sorted(counts.items()))})"
-                 if counts else "no row has a lang label")
+        per_language = ", ".join(f"{code} {n}" for code, n in sorted(counts.items()))
+        found = f"no language has {min_rows}+ labelled rows ({per_language})" if counts else "no row has a lang label"
         raise LabelledDataError(
             f"{', '.join(str(s.path) for s in sets)}: {found}; add lang labels (ISO 639-1 codes), or name the lang "
             "head's languages with --languages (or `languages` and `min_lang_rows` in a --config recipe)"
