@@ -36,7 +36,7 @@ def test_ctrl_c_ends_with_one_line_and_status_130(tiny_bundle):
     import signal
 
     proc = subprocess.Popen([sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle),
-                             "--batch-size", "1"],
+                             "--chunk-size", "1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     proc.stdin.write(b'{"text": "first post"}\n')
     proc.stdin.flush()
