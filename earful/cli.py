@@ -96,7 +96,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
     for _, post in posts:
         chunk.append(post)
-        if len(chunk) >= args.batch_size:
+        if len(chunk) >= args.chunk_size:
             flush()
     if chunk:
         flush()
@@ -351,9 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="classify a text, or JSON/plain lines from stdin (-)")
     p.add_argument("text", nargs="?", help='the post, or - to read one post per line from stdin (JSON {"text":..,"id":..,"lang":..} or plain text)')
     _bundle_args(p)
-    p.add_argument("--chunk-size", dest="batch_size", type=int, default=64,
+    p.add_argument("--chunk-size", dest="chunk_size", type=int, default=64,
                    help="posts read from stdin before they are classified and written together (default 64)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help=argparse.SUPPRESS)  # the old name of --chunk-size
+    p.add_argument("--batch-size", dest="chunk_size", type=int, help=argparse.SUPPRESS)  # the old name of --chunk-size
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("train", help="train a model on labelled files")
