@@ -97,3 +97,33 @@ def test_logs_hold_no_post_text_and_no_error_for_bad_input(svc):
     logs = svc.logs()
     assert MARKER not in logs
     assert "Traceback" not in logs and "[ERROR]" not in logs and '"level": "ERROR"' not in logs
+
+
+def test_a_failure_inside_answers_500_and_logs_where_but_not_the_request(caplog):
+    import asyncio
+    import logging
+
+    from earful.serving.config import ServeConfig
+    from earful.serving.guard import Guard
+
+    async def broken_app(scope, receive, send):
+        await receive()
+        raise RuntimeError(f"something broke on {MARKER}")
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": ('{"posts": [{"text": "%s"}]}' % MARKER).encode(), "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    guard = Guard(broken_app, ServeConfig(), {"name": "m", "version": "1"})
+    scope = {"type": "http", "method": "POST", "path": "/classify", "headers": [], "query_string": b""}
+    with caplog.at_level(logging.INFO, logger="earful"):
+        asyncio.run(guard(scope, receive, send))
+    assert sent[0]["status"] == 500 and b"internal error" in sent[1]["body"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert '"error": "RuntimeError"' in logged and "test_service_hostile.py:" in logged
+    assert MARKER not in logged
+    assert guard.in_flight == 0
