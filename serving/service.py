@@ -20,9 +20,9 @@ Settings come from the environment (:class:`earful.serving.config.ServeConfig`).
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
+import math
 import time
 
 import bentoml
@@ -39,6 +39,8 @@ REQUEST_TIMEOUT_S = 120
 #: BentoML's batcher refuses requests on an estimate that misjudges earful's (see :class:`Admission`), so its
 #: own latency limit is set beyond any request's life (a day); the queueing budget is kept by Admission instead.
 BATCHER_MAX_LATENCY_MS = 24 * 3600 * 1000
+#: Seconds of busy time over which :class:`Admission` measures a worker's rate (older time fades by e each window).
+RATE_WINDOW_S = 10.0
 log = logging.getLogger("earful.service")
 
 
@@ -119,9 +121,10 @@ def _model_info() -> dict:
 
 
 class Admission:
-    """Between the guard and BentoML: refuses a new /classify request with 503 while the oldest request part in
-    flight in this worker has been waiting longer than ``budget_s``, and sends BentoML a request of more than
-    ``max_batch_size`` posts as parts of at most that many, each once the one before is answered.
+    """Between the guard and BentoML: refuses a new /classify request with 503 when the posts in flight in this
+    worker would take longer than ``budget_s`` to answer at the rate it has answered posts lately, and sends
+    BentoML a request of more than ``max_batch_size`` posts as parts of at most that many, each once the one
+    before is answered.
 
     BentoML's batcher refuses on an estimate instead (docs.bentoml.com/en/latest/guides/adaptive-batching.html,
     max_latency_ms; bentoml/_internal/marshal/dispatcher.py): the head's wait plus ``a * n + b`` for the n queued
@@ -131,43 +134,59 @@ class Admission:
     EPYC, were always refused at 3 s), one request of 64 long posts logged as n=1 set the fit to 0.7 s per request,
     and a slope fitted on a few small noisy batches (0.07 s per request on a worker serving 6 clients) is applied
     to the 25-30 requests queued once keep-alive clients move to that worker, where it cancels the oldest requests
-    one by one while the estimate stays over the limit. Waiting is therefore measured here, per part."""
+    one by one while the estimate stays over the limit. Posts and a measured rate decide here instead; the oldest
+    wait does not, since a worker starved of CPU for 3 s by other processes, holding its usual 16 posts, then
+    refused every request for a second (317 of them, 32 clients, load average 8 on 2 cores)."""
 
     def __init__(self, app, max_batch_size: int, budget_s: float):
         self.app = app
         self.max_batch_size = max_batch_size
         self.budget_s = budget_s
-        self._started: dict[int, float] = {}  # parts in flight: start time, oldest first
-        self._ids = itertools.count()
+        self.queued = 0  # posts in the parts in flight
+        self._answered = 0.0  # posts answered, and seconds with parts in flight, both weighted by recency
+        self._busy_s = 0.0
+        self._last = time.perf_counter()
 
-    def waited(self) -> float:
-        """Seconds the oldest part in flight has been in this worker (0 when none)."""
-        return time.perf_counter() - next(iter(self._started.values())) if self._started else 0.0
+    def _tick(self) -> None:
+        """Count the time since the last change as busy while parts were in flight, fading older figures."""
+        now = time.perf_counter()
+        if self.queued:
+            keep = math.exp(-(now - self._last) / RATE_WINDOW_S)
+            self._answered *= keep
+            self._busy_s = self._busy_s * keep + (now - self._last)
+        self._last = now
+
+    def backlog_s(self) -> float:
+        """Seconds to answer the posts in flight at the rate measured so far (0 before any is answered)."""
+        self._tick()
+        return self.queued * self._busy_s / self._answered if self._answered else 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/classify" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        if self.waited() > self.budget_s:
-            body = json.dumps({"error": f"overloaded: requests have waited over {self.budget_s:g} s; retry shortly"})
+        backlog = self.backlog_s()
+        if backlog > self.budget_s:
+            error = f"overloaded: {backlog:.1f} s of posts queued, the budget is {self.budget_s:g} s; retry shortly"
+            body = json.dumps({"error": error}).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 503, "headers": headers})
-            return await send({"type": "http.response.body", "body": body.encode()})
+            return await send({"type": "http.response.body", "body": body})
         body = (await receive()).get("body", b"")  # the guard replays the checked body as one message
         posts = json.loads(body)["posts"]
         if len(posts) <= self.max_batch_size:
-            return await self._part(scope, body, receive, send)
+            return await self._part(scope, body, len(posts), receive, send)
         results = []
         for i in range(0, len(posts), self.max_batch_size):
             buffered = _Buffered()
-            part = json.dumps({"posts": posts[i : i + self.max_batch_size]}).encode()
-            await self._part(scope, part, receive, buffered)
+            part = posts[i : i + self.max_batch_size]
+            await self._part(scope, json.dumps({"posts": part}).encode(), len(part), receive, buffered)
             if buffered.start["status"] != 200:
                 return await buffered.replay(send)
             results.append(b"".join(buffered.chunks).strip()[1:-1])  # a JSON list's items
         await buffered.replay(send, b"[" + b",".join(results) + b"]")
 
-    async def _part(self, scope, body: bytes, receive, send) -> None:
-        """One request to BentoML with ``body``, timed in :attr:`_started` while in flight."""
+    async def _part(self, scope, body: bytes, n_posts: int, receive, send) -> None:
+        """One request to BentoML with ``body``, its posts counted in :attr:`queued` while in flight."""
         given = False
 
         async def replay():
@@ -179,12 +198,14 @@ class Admission:
 
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        key = next(self._ids)
-        self._started[key] = time.perf_counter()
+        self._tick()
+        self.queued += n_posts
         try:
             await self.app({**scope, "headers": headers}, replay, send)
         finally:
-            del self._started[key]
+            self._tick()
+            self.queued -= n_posts
+            self._answered += n_posts
 
 
 # Starlette runs middlewares in the order added: the guard checks a request before Admission sees it.

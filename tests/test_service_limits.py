@@ -44,7 +44,7 @@ def test_requests_at_the_limits_log_no_error(idle):
 
 
 def test_a_queue_past_the_budget_still_gets_503_with_retry_after(idle):
-    """24 callers of 64 long posts each keep the tiny model's queue far past a 20 ms budget."""
+    """24 callers of 64 long posts each queue far more posts than the tiny model answers in a 20 ms budget."""
     def one(_):
         r = idle.post(_posts(64, 2_000))
         return r.status_code, r.headers.get("retry-after"), r.json()
