@@ -291,8 +291,9 @@ def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: flo
     with _serving(bundle, out / "service.soak.log", texts) as url:
         level = uvloop.run(_level(url, texts, clients, max_requests, seconds, timeline))
     minutes: dict[int, dict[int, int]] = {}
+    last = max(int(np.ceil(seconds / 60)) - 1, 0)  # answers to requests sent before the time limit count in its minute
     for at, status in timeline:
-        minute = minutes.setdefault(int(at // 60), {})
+        minute = minutes.setdefault(min(int(at // 60), last), {})
         minute[status] = minute.get(status, 0) + 1
     result = {"command": command, "started_utc": began.isoformat(timespec="seconds"),
               "ended_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -300,9 +301,9 @@ def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: flo
               "distinct_posts": len(texts),
               "time_limit_s": seconds, "max_requests": max_requests, **level,
               "server_errors": sum(n for code, n in level["codes"].items() if int(code) >= 500),
-              "per_minute": [{"minute": m + 1, "codes": codes,
-                              "requests_per_s": round(sum(codes.values()) / max(min(60, level["seconds"] - 60 * m), 1), 1)}
-                             for m, codes in sorted(minutes.items())],
+              "per_minute": [{"minute": m + 1, "codes": codes, "requests_per_s": round(sum(codes.values()) / span, 1)}
+                             for m, codes in sorted(minutes.items())
+                             for span in [level["seconds"] - 60 * m if m == max(minutes) else 60]],
               "service_log": _log_summary(out / "service.soak.log")}
     (out / "soak.json").write_text(json.dumps(result, indent=2))
     (out / "soak.md").write_text(soak_markdown(result))
@@ -313,11 +314,11 @@ def _codes(codes: dict) -> str:
     return ", ".join(f"{code}: {n}" for code, n in sorted(codes.items()))
 
 
-def soak_markdown(result: dict) -> str:
-    """The soak's figures as a Markdown section, from its JSON."""
+def soak_markdown(result: dict, title: str = "Soak") -> str:
+    """The soak's figures as a Markdown section headed ``title``, from its JSON."""
     r = result
     codes = _codes(r["codes"])
-    lines = ["## Soak", "", f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; "
+    lines = [f"## {title}", "", f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; "
              f"the service started by the script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings "
              "and warmed up by 64 requests, then "
              f"{r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
@@ -346,9 +347,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=32, help="callers in a soak (default 32)")
     ap.add_argument("--soak-requests", type=int, help="requests in a soak at most (default 1,000 per second of it)")
     ap.add_argument("--render", metavar="SOAK_JSON", help="print the Markdown of a soak's JSON and exit")
+    ap.add_argument("--title", default="Soak", help="the heading --render gives it (default Soak)")
     args = ap.parse_args(argv)
     if args.render:
-        print(soak_markdown(json.loads(Path(args.render).read_text())), end="")
+        print(soak_markdown(json.loads(Path(args.render).read_text()), args.title), end="")
         return
     if not args.out:
         ap.error("--out is required")
