@@ -58,8 +58,9 @@ class ServeConfig:
     api_key: str | None = None
     threads: int = 1
     max_batch_size: int = 64
-    #: Queueing budget: while a request part in a worker has waited longer, new requests get 503 + Retry-After.
-    #: Measured by :class:`earful.serving.service.Admission`, not estimated by BentoML's batcher (see there).
+    #: Queueing budget: a new request gets 503 + Retry-After when the posts in flight in its worker would take
+    #: longer to answer at the worker's measured rate (:class:`earful.serving.service.Admission`, which says why
+    #: BentoML's batcher no longer judges it).
     max_latency_ms: int = 3_000
     max_concurrency: int = 512
     workers: int = 2
