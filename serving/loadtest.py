@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.parse
 from pathlib import Path
@@ -317,22 +318,22 @@ def _codes(codes: dict) -> str:
 def soak_markdown(result: dict, title: str = "Soak") -> str:
     """The soak's figures as a Markdown section headed ``title``, from its JSON."""
     r = result
-    codes = _codes(r["codes"])
-    lines = [f"## {title}", "", f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; "
-             f"the service started by the script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings "
-             "and warmed up by 64 requests, then "
-             f"{r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
-             f"posts from data/validation), bounded by {r['time_limit_s']:g} s and {r['max_requests']} requests.", "",
-             "| requests | statuses | 5xx | malformed 200s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
+    said = [f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; the service started by the "
+            f"script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings and warmed up by 64 requests, "
+            f"then {r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
+            f"posts from data/validation), bounded by {r['time_limit_s']:g} s and {r['max_requests']} requests.",
+            "Per minute (requests/s; statuses): "
+            + "; ".join(f"{m['minute']}: {m['requests_per_s']} ({_codes(m['codes'])})" for m in r["per_minute"]) + ".",
+            f"The service's log: {r['service_log']['error_lines']} ERROR lines; /classify answers logged by status: "
+            f"{_codes(r['service_log']['classify_statuses'])}. "
+            f"Client CPU per request: {r['client_cpu_ms_per_request']} ms."]
+    said = [textwrap.fill(x, 118, break_on_hyphens=False, break_long_words=False) for x in said]
+    table = ["| requests | statuses | 5xx | malformed 200s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
              "|---|---|---|---|---|---|---|---|---|---|",
-             f"| {r['requests']} | {codes} | {r['server_errors']} | {r['malformed']} | {r['throughput_rps']} "
-             f"| {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['max_ms']} |", "",
-             "Per minute (requests/s; statuses): " + "; ".join(
-                 f"{m['minute']}: {m['requests_per_s']} ({_codes(m['codes'])})" for m in r["per_minute"]) + ".", "",
-             f"The service's log: {r['service_log']['error_lines']} ERROR lines; /classify answers logged by status: "
-             f"{_codes(r['service_log']['classify_statuses'])}. "
-             f"Client CPU per request: {r['client_cpu_ms_per_request']} ms."]
-    return "\n".join(lines) + "\n"
+             f"| {r['requests']} | {_codes(r['codes'])} | {r['server_errors']} | {r['malformed']} "
+             f"| {r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['p999_ms']} "
+             f"| {r['max_ms']} |"]
+    return "\n\n".join([f"## {title}", said[0], "\n".join(table), *said[1:]]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -135,8 +135,8 @@ class Admission:
     and a slope fitted on a few small noisy batches (0.07 s per request on a worker serving 6 clients) is applied
     to the 25-30 requests queued once keep-alive clients move to that worker, where it cancels the oldest requests
     one by one while the estimate stays over the limit. Posts and a measured rate decide here instead; the oldest
-    wait does not, since a worker starved of CPU for 3 s by other processes, holding its usual 16 posts, then
-    refused every request for a second (317 of them, 32 clients, load average 8 on 2 cores)."""
+    wait does not, since a worker that answered nothing for 3 s while other processes held the cores (load average
+    8 on 2 cores), with at most 32 single posts in flight, then refused every request for a second (317 of them)."""
 
     def __init__(self, app, max_batch_size: int, budget_s: float):
         self.app = app
