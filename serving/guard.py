@@ -21,8 +21,9 @@ overload hints and one structured log line per request.
   again (see :mod:`earful.serving.config`).
 * Overload answers 503 with a ``Retry-After`` header, so clients back off
   instead of queueing without bound: either ``max_concurrency`` requests are
-  already in flight (checked here, before any work), or the adaptive batcher's
-  latency budget would be exceeded (BentoML's own 503).
+  already in flight (checked here, before any work), or the posts in flight in
+  the worker would take longer than the queueing budget to answer
+  (:class:`earful.serving.service.Admission`).
 """
 
 from __future__ import annotations
