@@ -83,14 +83,13 @@ def batch_dependence(predictor, texts: list[str], batch: int = 64, seed: int = 0
     }
 
 
-def float_activation_bundle(bundle: Path, out: Path) -> Path:
-    """A copy of ``bundle`` whose int8 model computes in float: every int8 weight dequantized (the same
-    levels and scales), every activation left in float. Built with ``onnx``; for measurement only."""
+def float_activation_model(int8: Path, out: Path) -> Path:
+    """The int8 model at ``int8`` (as dynamic quantization made it) computing in float: every int8 weight
+    dequantized (the same levels and scales), every activation left in float. For measurement only."""
     import onnx
     from onnx import helper, numpy_helper
 
-    shutil.copytree(bundle, out)
-    model = onnx.load(str(out / "model.int8.onnx"))
+    model = onnx.load(str(int8))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     made = {o: n for n in graph.node for o in n.output}
@@ -129,7 +128,14 @@ def float_activation_bundle(bundle: Path, out: Path) -> Path:
     used = {name for n in nodes for name in n.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
-    onnx.save(model, str(out / "model.int8.onnx"))
+    onnx.save(model, str(out))
+    return out
+
+
+def with_model(bundle: Path, model: Path, out: Path) -> Path:
+    """A copy of ``bundle`` (its thresholds and calibration) whose int8 model is ``model``."""
+    shutil.copytree(bundle, out)
+    shutil.copy(model, out / "model.int8.onnx")
     write_manifest(out)
     return out
 
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", action="append", default=[], help="a bundle to measure (repeat for several)")
-    parser.add_argument("--float-reference", help="compare each bundle with this bundle's int8 weights run in float")
+    parser.add_argument("--float-reference", help="compare each bundle with this bundle's int8 weights run in float "
+                                                  "(its graph as dynamic quantization made it)")
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="folder for results.json")
@@ -173,15 +180,15 @@ def main(argv: list[str] | None = None) -> None:
     texts = validation_posts(args.posts, args.seed)
     results = {"machine": host, "posts": len(texts), "seed": args.seed, "bundles": {}}
     with tempfile.TemporaryDirectory() as work:
-        reference = None
+        floats = None
         if args.float_reference:
-            built = float_activation_bundle(Path(args.float_reference), Path(work) / "float")
-            reference = Predictor.load(built, threads=1)
-        for path in args.bundle:
+            floats = float_activation_model(Path(args.float_reference) / "model.int8.onnx", Path(work) / "float.onnx")
+        for k, path in enumerate(args.bundle):
             predictor = Predictor.load(path, threads=1)
             name = f"{predictor.bundle.name} {predictor.bundle.version}"
             found = {"path": path, **batch_dependence(predictor, texts, seed=args.seed)}
-            if reference is not None:
+            if floats is not None:  # the bundle's own thresholds, so that only the activations differ
+                reference = Predictor.load(with_model(Path(path), floats, Path(work) / str(k)), threads=1)
                 found["float_activations"] = agreement(predictor, reference, texts)
             results["bundles"][name] = found
             print(name, json.dumps(found))

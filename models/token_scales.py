@@ -2,20 +2,20 @@
 
 onnxruntime's dynamic quantization (``DynamicQuantizeLinear``) gives each activation tensor one scale and
 zero point, set by the extremes of the whole ``[posts, tokens, channels]`` tensor: every post of a run, and
-its padding, moves the levels of every other post. A post's labels then changed with what it was batched
+its padding, move the levels of every other post. A post's labels then changed with what it was batched
 with (about 1% of labels on validation posts, see docs/quantization.md), so the service, batch scoring and
 the CLI could disagree on the same post.
 
 :func:`per_token_activations` replaces each ``DynamicQuantizeLinear`` with standard ops that quantize every
-row (a token, or a post at the heads) on its own, symmetrically: ``scale = max|x_row| / 127``, stored as
-``uint8`` around a fixed zero point of 128, so the ``MatMulInteger`` nodes, their ``uint8 × int8`` kernel
-and the per-channel weight scales stay as they are. The row scale reaches the output through the existing
-``a_scale × b_scale`` product, now ``[rows, 1] × [channels]``; onnxruntime (1.31, CPU) still fuses
-``MatMulInteger → Cast → Mul (→ Add)`` into ``MatMulIntegerToFloat``, which applies that product per
-element. Every value of a post is then computed from that post alone (up to float summation order).
-Why not the alternatives: ``int8 × int8`` ``MatMulInteger`` was about 7x slower (no fast kernel on x86);
-a per-row zero point is refused by the CPU ``MatMulInteger``; static scales set on sample posts would fix
-one range for posts of every kind. Measurements: docs/quantization.md.
+token's row on its own, symmetrically: ``scale = max|x_row| / 127``, stored as ``uint8`` around a fixed zero
+point of 128, so the ``MatMulInteger`` nodes, their ``uint8 × int8`` kernel and the per-channel weight scales
+stay as they are; the row scale multiplies the float output. The MatMuls the export kept out of dynamic
+quantization (heavy-tailed inputs, run by onnxruntime as MatMulNBits at about 3x the cost) take the same
+path, and the heads, which read a mean over the post's tokens, run their int8 weights in float (see the
+comments below). Every value of a post is then computed from that post alone. Not chosen: ``int8 × int8``
+``MatMulInteger`` (no fast x86 kernel in onnxruntime 1.31), a zero point per row (refused by its CPU
+``MatMulInteger``), static scales set on sample posts (one range for posts of every kind).
+Measurements: docs/quantization.md.
 
 The rewrite needs only the int8 graph, so it also applies to a bundle exported before it existed
 (:func:`rewrite_bundle`, ``python -m earful.models.token_scales BUNDLE --version V``).
@@ -36,14 +36,15 @@ LEVELS = 127
 ZERO_POINT = 128
 #: Where ``export_parity`` in metrics.json records the rewrite.
 METRICS_KEY = "int8_activation_scales"
-METHOD = "per token, symmetric"
+METHOD = "per token, symmetric; the MatMuls kept out of dynamic quantization too; the heads' input in float"
 CARD_LINE = ("- int8 activations quantized with one scale per token (per post at the heads), so a post's result "
              "does not depend on its batch.")
 
 
 def per_token_activations(src: Path, dst: Path) -> int:
-    """Write ``src`` (an int8 ONNX model) with every ``DynamicQuantizeLinear`` replaced by per-row
-    quantization to ``dst``; returns how many were replaced (0: nothing to do, ``dst`` is a copy)."""
+    """Write ``src`` (an int8 ONNX model) with every ``DynamicQuantizeLinear`` and every int8-weight float
+    MatMul replaced by per-token quantization (the heads by float) to ``dst``; returns how many activations
+    were rewritten (0: nothing to do, ``dst`` is a copy)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -73,41 +74,25 @@ def per_token_activations(src: Path, dst: Path) -> int:
     flat = constant("token_scales_flat", np.array([-1], np.int64))
     # A 1.0 computed at run time (every run has a real token): onnxruntime folds a constant one away, and then no
     # longer fuses MatMulInteger → Cast → Mul(1 × channel scales) into one MatMulIntegerToFloat (~10% of a run).
-    # Its fused kernel takes only one activation scale per run, so the row scales are applied after it.
+    # Given the row scales as well, that kernel multiplies the bias it fuses by them too (a wrong result), so they
+    # are applied after it, before the bias Add.
     one = "token_scales_one"
     first = [
         helper.make_node("ReduceMax", ["attention_mask"], [one + "_mask"], name=one + "_mask", keepdims=0),
         helper.make_node("Cast", [one + "_mask"], [one + "_float"], name=one + "_float", to=TensorProto.FLOAT),
         helper.make_node("Max", [one + "_float", constant(one + "_floor", np.array(1, np.float32))], [one], name=one),
     ]
-    replace, follow = {}, {}
-    for node in quantizers:
-        x, (q, scale, zero_point) = node.input[0], node.output
-        matmuls = readers.get(q, [])
-        if any(m.op_type != "MatMulInteger" or m.input[1] not in inits for m in matmuls) or not matmuls:
-            raise ValueError(f"{node.name}: not the MatMulInteger pattern of onnxruntime's dynamic quantization")
-        p = node.name + "_per_token"
-        for matmul in matmuls:
-            [cast] = readers[matmul.output[0]]
-            [output] = readers[cast.output[0]]
-            scales = made[output.input[1]]
-            if (cast.op_type, output.op_type, scales.op_type, scales.input[0]) != ("Cast", "Mul", "Mul", scale):
-                raise ValueError(f"{matmul.name}: not the MatMulInteger → Cast → Mul of dynamic quantization")
-            scales.input[0] = one
-            scaled = output.output[0]
-            output.output[0] = scaled + "_per_channel"
-            follow[output.name] = helper.make_node("Mul", [output.output[0], scale], [scaled],
-                                                   name=output.name + "_per_token")
-        width = constant(p + "_width", np.array([-1, inits[matmuls[0].input[1]].dims[0]], np.int64))
-        constant(zero_point, np.array(ZERO_POINT, np.uint8))  # now one fixed zero point
-        replace[node.name] = [
+    def quantize_rows(x: str, q: str, scale: str, p: str, width: int) -> list:
+        """Nodes that quantize ``x`` (rows of ``width`` channels) to ``q``, one ``scale`` per row ([..., 1])."""
+        return [
             helper.make_node("ReduceMax", [x], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1),
             helper.make_node("ReduceMin", [x], [p + "_min"], name=p + "_min", axes=[-1], keepdims=1),
             helper.make_node("Neg", [p + "_min"], [p + "_neg_min"], name=p + "_neg_min"),
             helper.make_node("Max", [p + "_max", p + "_neg_min", tiny], [p + "_range"], name=p + "_range"),
-            helper.make_node("Mul", [p + "_range", inv_levels], [scale], name=p + "_scale"),  # [..., 1]
+            helper.make_node("Mul", [p + "_range", inv_levels], [scale], name=p + "_scale"),
             # QuantizeLinear takes one scale per index of one axis: rows flattened to [rows, width], scales to [rows].
-            helper.make_node("Reshape", [x, width], [p + "_rows"], name=p + "_rows"),
+            helper.make_node("Reshape", [x, constant(p + "_width", np.array([-1, width], np.int64))], [p + "_rows"],
+                             name=p + "_rows"),
             helper.make_node("Reshape", [scale, flat], [p + "_row_scale"], name=p + "_row_scale"),
             helper.make_node("Shape", [p + "_row_scale"], [p + "_count"], name=p + "_count"),
             helper.make_node("ConstantOfShape", [p + "_count"], [p + "_row_zero"], name=p + "_row_zero",
@@ -117,15 +102,80 @@ def per_token_activations(src: Path, dst: Path) -> int:
             helper.make_node("Shape", [x], [p + "_shape"], name=p + "_shape"),
             helper.make_node("Reshape", [p + "_quantized", p + "_shape"], [q], name=p + "_unflatten"),
         ]
+
+    inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in inferred if v.type.tensor_type.HasField("shape")}
+    replace, follow, drop, replaced = {}, {}, set(), len(quantizers)
+    for node in quantizers:
+        x, (q, scale, zero_point) = node.input[0], node.output
+        matmuls = readers.get(q, [])
+        if any(m.op_type != "MatMulInteger" or m.input[1] not in inits for m in matmuls) or not matmuls:
+            raise ValueError(f"{node.name}: not the MatMulInteger pattern of onnxruntime's dynamic quantization")
+        p = node.name + "_per_token"
+        per_post = ranks.get(x) == 2
+        for matmul in matmuls:
+            [cast] = readers[matmul.output[0]]
+            [output] = readers[cast.output[0]]
+            scales = made[output.input[1]]
+            if (cast.op_type, output.op_type, scales.op_type, scales.input[0]) != ("Cast", "Mul", "Mul", scale):
+                raise ValueError(f"{matmul.name}: not the MatMulInteger → Cast → Mul of dynamic quantization")
+            if per_post:
+                # The heads read the mean over a post's tokens, a sum whose last bit moves with the padding
+                # (onnxruntime adds its zeros in another order); quantized again, that bit can move a level and
+                # a probability by a few 1e-4. The heads are a sliver of the work: their int8 weights run in float.
+                levels, zero = (numpy_helper.to_array(inits[n]).astype(np.float32) for n in matmul.input[1::2])
+                weight = constant(matmul.name + "_float_weight",
+                                  ((levels - zero) * numpy_helper.to_array(inits[scales.input[1]])).astype(np.float32))
+                replace[output.name] = [helper.make_node("MatMul", [x, weight], list(output.output),
+                                                         name=matmul.name + "_float")]
+                drop |= {matmul.name, cast.name, scales.name}
+                continue
+            scales.input[0] = one
+            scaled = output.output[0]
+            output.output[0] = scaled + "_per_channel"
+            follow[output.name] = helper.make_node("Mul", [output.output[0], scale], [scaled],
+                                                   name=output.name + "_per_token")
+        if per_post:
+            drop.add(node.name)
+            continue
+        constant(zero_point, np.array(ZERO_POINT, np.uint8))  # now one fixed zero point
+        replace[node.name] = quantize_rows(x, q, scale, p, inits[matmuls[0].input[1]].dims[0])
+    # MatMuls kept out of dynamic quantization (int8 weights before a float MatMul, see export.quantize_int8):
+    # with a scale per token an outlier token no longer squeezes the others, and onnxruntime's MatMulNBits,
+    # which ran them, cost about 3x an int8 MatMul; they take the per-token path too.
+    for dequantize in [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                       and len(inits[n.input[0]].dims) == 2 and len(readers.get(n.output[0], [])) == 1]:
+        [matmul] = readers[dequantize.output[0]]
+        if matmul.op_type != "MatMul" or matmul.input[1] != dequantize.output[0]:
+            continue
+        levels, channel_scale, channel_zero = dequantize.input
+        p = matmul.name + "_per_token"
+        x, q, scale = matmul.input[0], p + "_quantized_rows", p + "_scale"
+        replace[matmul.name] = quantize_rows(x, q, scale, p, inits[levels].dims[0]) + [
+            helper.make_node("MatMulInteger", [q, levels, constant(p + "_zero", np.array(ZERO_POINT, np.uint8)),
+                                               channel_zero], [p + "_int32"], name=p + "_matmul"),
+            helper.make_node("Cast", [p + "_int32"], [p + "_float"], name=p + "_cast", to=TensorProto.FLOAT),
+            helper.make_node("Mul", [one, channel_scale], [p + "_channel_scales"], name=p + "_channel_scales"),
+            helper.make_node("Mul", [p + "_float", p + "_channel_scales"], [p + "_per_channel"],
+                             name=p + "_per_channel"),
+            helper.make_node("Mul", [p + "_per_channel", scale], list(matmul.output), name=p + "_rescale"),
+        ]
+        drop.add(dequantize.name)
+        replaced += 1
     nodes = list(first)
     for node in graph.node:
+        if node.name in drop:
+            continue
         nodes += replace.get(node.name, [node])
         if node.name in follow:
             nodes.append(follow[node.name])
     del graph.node[:]
     graph.node.extend(nodes)
+    read = {name for node in nodes for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in read]:  # the heads' int8 weights
+        graph.initializer.remove(init)
     onnx.save(model, str(dst))
-    return len(quantizers)
+    return replaced
 
 
 def _card_with_line(card: str, line: str) -> str:
@@ -192,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                                                         "(default: the validation files training used)")
     args = parser.parse_args(argv)
     count = rewrite_bundle(args.bundle, args.version, args.validation)
-    print(f"{args.bundle}: {count} activations now quantized per token; version {args.version}")
+    print(f"{args.bundle}: {count} activations rewritten ({METHOD}); version {args.version}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,38 @@ def test_one_scale_per_run_moves_a_post_with_its_batch_and_the_rewrite_stops_it(
     assert per_token_activations(tmp_path / "new.onnx", tmp_path / "again.onnx") == 0  # nothing left to rewrite
 
 
+def test_per_token_int8_stays_near_fp32(old_graph_bundle, tmp_path):
+    """Invariance alone does not show that the row scales are applied right (a misapplied one can be invariant
+    too): the rewritten graph must also stay near fp32. Both int8 graphs were within 0.0025 of it on these posts."""
+    bundle = Bundle.load(old_graph_bundle)
+    encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
+    per_token_activations(old_graph_bundle / "model.int8.onnx", tmp_path / "new.onnx")
+    fp32 = _probabilities(old_graph_bundle / "model.fp32.onnx", encoder, bundle.schema, POSTS)
+    int8 = _probabilities(tmp_path / "new.onnx", encoder, bundle.schema, POSTS)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32)) < 0.01
+
+
+def test_float_activation_matmuls_take_the_per_token_path(old_graph_bundle, tmp_path):
+    """The MatMuls the export keeps out of dynamic quantization (int8 weights before a float MatMul, which
+    onnxruntime quantizes per row and block of 32) are rewritten too: no float MatMul on int8 weights is left."""
+    from earful.models.export import outlier_matmuls
+
+    bundle = Bundle.load(old_graph_bundle)
+    encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
+    sample = encoder.encode(POSTS)
+    every = outlier_matmuls(old_graph_bundle / "model.fp32.onnx", sample.input_ids, sample.attention_mask, ratio=0.0)
+    quantize_int8(old_graph_bundle / "model.fp32.onnx", tmp_path / "mixed.onnx", list(every))
+    # every encoder MatMul kept out, so only the heads' input is dynamically quantized
+    assert per_token_activations(tmp_path / "mixed.onnx", tmp_path / "new.onnx") == len(every) + 1
+    graph = onnx.load(str(tmp_path / "new.onnx")).graph
+    left = [n.name for n in graph.node if n.op_type in ("DequantizeLinear", "DynamicQuantizeLinear")]
+    assert all("embeddings" in name for name in left)  # the embedding tables' int8 rows only
+    assert _largest_batch_effect(tmp_path / "new.onnx", bundle) <= TOLERANCE
+    fp32 = _probabilities(old_graph_bundle / "model.fp32.onnx", encoder, bundle.schema, POSTS)
+    int8 = _probabilities(tmp_path / "new.onnx", encoder, bundle.schema, POSTS)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32)) < 0.01
+
+
 def test_rewriting_an_existing_bundle_gives_a_verified_new_version(old_graph_bundle, tmp_path):
     trolls = write_csv(tmp_path / "trolls.csv", make_rows(8, seed=3))
     before = Bundle.load(old_graph_bundle)
