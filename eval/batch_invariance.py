@@ -1,15 +1,17 @@
 """Does a post's prediction depend on what it is batched with? Measured, for docs/quantization.md.
 
-    .venv/bin/python -m earful.eval.batch_invariance --bundle models/default --bundle OTHER \\
-        --float-reference models/default --posts 2000 --out /tmp/invariance
+    .venv/bin/python -m earful.eval.batch_invariance --bundle models/default --bundle OLD \\
+        --float-reference OLD --posts 2000 --out /tmp/invariance
     .venv/bin/python -m earful.eval.batch_invariance --score models/default --posts 1000   # a fixed timing job
 
 For each bundle, a seeded sample of validation posts is predicted one post per call and then in shuffled
 calls of 64 (``Predictor.predict``, one thread, as the service batches them); it counts the posts whose label
-changed, per head, and the largest probability change. ``--float-reference B`` also builds B's int8 weights
-dequantized to float with float activations (no activation quantization at all) and reports each bundle's
-label agreement with it in those calls of 64, which isolates the error of quantizing the activations.
-``--score`` predicts the posts in calls of 64 and prints its own seconds (a command for an outside timer).
+changed, per head, and the largest probability change. ``--float-reference B`` (a bundle whose int8 graph is
+as dynamic quantization made it, such as 0.4.1) also runs B's int8 weights dequantized to float, with float
+activations (no activation quantization at all), and reports each bundle's label agreement with it (under
+the bundle's own thresholds) in those calls of 64: that isolates the error of quantizing the activations.
+``--score`` predicts the posts in calls of ``--batch`` (64) and prints its own seconds (a command for an
+outside timer).
 The machine line is printed and written with the results.
 """
 
@@ -149,15 +151,16 @@ def agreement(predictor, reference, texts: list[str], batch: int = 64) -> dict:
             "mean_probability_change": {h: float(np.abs(pa[h] - pb[h]).mean()) for h in HEADS}}
 
 
-def _score(bundle: str, n: int) -> None:
+def _score(bundle: str, n: int, batch: int) -> None:
     from earful.models.predictor import Predictor
 
     texts = validation_posts(n)
     predictor = Predictor.load(bundle, threads=1)
-    start = time.perf_counter()
-    for k in range(0, len(texts), 64):
-        predictor.predict(texts[k:k + 64])
-    print(f"{bundle}: {len(texts)} posts in calls of 64, one thread: {time.perf_counter() - start:.2f} s")
+    start, cpu = time.perf_counter(), time.process_time()
+    for k in range(0, len(texts), batch):
+        predictor.predict(texts[k:k + batch])
+    print(f"{bundle}: {len(texts)} posts in calls of {batch}, one thread: {time.perf_counter() - start:.2f} s "
+          f"({time.process_time() - cpu:.2f} s of CPU)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,10 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="folder for results.json")
-    parser.add_argument("--score", help="only time predicting --posts posts with this bundle")
+    parser.add_argument("--score", help="only time predicting --posts posts with this bundle, --batch at a time")
+    parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
     if args.score:
-        _score(args.score, args.posts)
+        _score(args.score, args.posts, args.batch)
         return
     host = machine()
     print(host)

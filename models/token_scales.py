@@ -37,8 +37,8 @@ ZERO_POINT = 128
 #: Where ``export_parity`` in metrics.json records the rewrite.
 METRICS_KEY = "int8_activation_scales"
 METHOD = "per token, symmetric; the MatMuls kept out of dynamic quantization too; the heads' input in float"
-CARD_LINE = ("- int8 activations quantized with one scale per token (per post at the heads), so a post's result "
-             "does not depend on its batch.")
+CARD_LINE = ("- int8 activations quantized with one scale per token (the heads run their int8 weights in float), so a "
+             "post's result does not depend on its batch.")
 
 
 def per_token_activations(src: Path, dst: Path) -> int:
