@@ -164,8 +164,10 @@ class Predictor:
         a run's fixed cost to its per-token cost can differ several-fold (see
         :mod:`earful.models.batching`). The service calls this at start-up, where
         batches are small and the split matters most. Plans then depend on timings,
-        and int8 probabilities on the plan (~1e-3), so batch scoring and evaluation
-        keep the default and stay reproducible. Returns the overhead in tokens."""
+        and so do the probabilities of an int8 model with one activation scale per
+        run (~1e-3; not of one with a scale per token, see :meth:`predict`), so batch
+        scoring and evaluation keep the default and stay reproducible. Returns the
+        overhead in tokens."""
         feeds = {}
         for posts, width in COST_PROBE_SHAPES:
             ids = np.full((posts, width), self.encoder.pad_id + 1, dtype=np.int64)  # any id but padding: only the time counts
@@ -228,8 +230,10 @@ class Predictor:
         """One :class:`Prediction` per text, in order.
 
         Batching does not change results: fp32 agrees with one-by-one calls to
-        ~1e-6; int8 quantizes activations with one scale per batch tensor, so its
-        probabilities may move slightly (~1e-3) with the batch's composition."""
+        ~1e-6, and so does int8 exported with one activation scale per token
+        (:mod:`earful.models.token_scales`). An int8 model with one scale per run,
+        as the shipped default 0.4.1 still has, moves its probabilities slightly
+        (~1e-3, 1-2% of labels) with the batch's composition: docs/quantization.md."""
         texts = clean_texts(texts)
         if lang_hints is not None:
             if len(lang_hints) != len(texts):
