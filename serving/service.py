@@ -126,17 +126,10 @@ class Admission:
     BentoML a request of more than ``max_batch_size`` posts as parts of at most that many, each once the one
     before is answered.
 
-    BentoML's batcher refuses on an estimate instead (docs.bentoml.com/en/latest/guides/adaptive-batching.html,
-    max_latency_ms; bentoml/_internal/marshal/dispatcher.py): the head's wait plus ``a * n + b`` for the n queued
-    requests, a and b fitted by least squares on requests per batch, however many posts each holds, over the last
-    50 batches; and the parts of a request it splits keep the request's arrival time. So the running time of a
-    request's own earlier parts counted as waiting (256 posts of 700 characters, four 1.4 s batches on a 2-core
-    EPYC, were always refused at 3 s), one request of 64 long posts logged as n=1 set the fit to 0.7 s per request,
-    and a slope fitted on a few small noisy batches (0.07 s per request on a worker serving 6 clients) is applied
-    to the 25-30 requests queued once keep-alive clients move to that worker, where it cancels the oldest requests
-    one by one while the estimate stays over the limit. Posts and a measured rate decide here instead; the oldest
-    wait does not, since a worker that answered nothing for 3 s while other processes held the cores (load average
-    8 on 2 cores), with at most 32 single posts in flight, then refused every request for a second (317 of them)."""
+    BentoML's batcher refused on an estimate that misjudges earful's requests (it counts requests, not posts, and
+    the later parts of a request it splits keep the request's arrival time), so it refused large valid requests
+    always and small ones in bursts; a measured rate of posts decides here instead. docs/performance.md has the
+    causes and the soaks."""
 
     def __init__(self, app, max_batch_size: int, budget_s: float):
         self.app = app
