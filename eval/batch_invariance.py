@@ -91,14 +91,11 @@ def float_activation_model(int8: Path, out: Path) -> Path:
     import onnx
     from onnx import helper, numpy_helper
 
+    from earful.models.token_scales import graph_index
+
     model = onnx.load(str(int8))
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    made = {o: n for n in graph.node for o in n.output}
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    inits, made, readers = graph_index(graph)
 
     def array(name: str) -> np.ndarray:
         return numpy_helper.to_array(inits[name])

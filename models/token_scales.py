@@ -41,6 +41,17 @@ CARD_LINE = ("- int8 activations quantized with one scale per token (the heads r
              "post's result does not depend on its batch.")
 
 
+def graph_index(graph) -> tuple[dict, dict, dict[str, list]]:
+    """An ONNX graph's initializers by name, the node making each value, and the nodes reading each value."""
+    inits = {i.name: i for i in graph.initializer}
+    made = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return inits, made, readers
+
+
 def per_token_activations(src: Path, dst: Path) -> int:
     """Write ``src`` (an int8 ONNX model) with every ``DynamicQuantizeLinear`` and every int8-weight float
     MatMul replaced by per-token quantization (the heads by float) to ``dst``; returns how many activations
@@ -50,12 +61,7 @@ def per_token_activations(src: Path, dst: Path) -> int:
 
     model = onnx.load(str(src))
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    made = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    inits, made, readers = graph_index(graph)
     quantizers = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
     if not quantizers:
         onnx.save(model, str(dst))

@@ -85,6 +85,20 @@ def bound_metric_paths(known: frozenset[str]) -> None:
     Metrics.__call__ = call
 
 
+def replaying(body: bytes, receive):
+    """An ASGI ``receive`` that hands over ``body`` (already read) as one message, then defers to ``receive``."""
+    given = False
+
+    async def replay():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class _Buffered:
     """Collects one response (start + body chunks) so it can be rewritten."""
 
@@ -161,15 +175,7 @@ class Guard:
             return await _send_json(send, e.status, {"error": e.message})
         record["posts"], body = checked.posts, checked.body
         posts_per_request.observe(record["posts"])
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
+        replay = replaying(body, receive)
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         buffered = _Buffered()

@@ -30,7 +30,7 @@ import bentoml
 from earful.models.bundle import BUNDLE_FILE, resolve_bundle_path
 from earful.serving.api import ModelInfo, Post, PostResult
 from earful.serving.config import ServeConfig
-from earful.serving.guard import Guard, _Buffered
+from earful.serving.guard import Guard, _Buffered, replaying
 
 CONFIG = ServeConfig.from_env()
 WARMUP_TEXTS = ["warming up the model", "calentando el modelo", "🙂", "x " * 200]
@@ -180,15 +180,7 @@ class Admission:
 
     async def _part(self, scope, body: bytes, n_posts: int, receive, send) -> None:
         """One request to BentoML with ``body``, its posts counted in :attr:`queued` while in flight."""
-        given = False
-
-        async def replay():
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
+        replay = replaying(body, receive)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         self._tick()
