@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test model data bento clean
+.PHONY: install serve test lint model data bento clean
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
@@ -31,6 +31,11 @@ serve: install
 
 test: install
 	$(BIN)/pytest -q
+
+# Style: ruff's lint rules and its formatter (settings in pyproject.toml); CI runs this before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The default model: cut the base encoder's vocabulary to the 60,000 pieces data/train uses most (so the
 # model trains on the segmentation the bundle serves), train stages 1 and 2 of the recipe, refit the language
