@@ -38,8 +38,12 @@ class ScoreRun:
 
 def build_archive(path: Path, rows: int, seed: int = 0) -> int:
     """A JSONL archive of ``rows`` real posts from data/ (id, text)."""
-    texts = [t for f in sorted(glob.glob("data/train/*.csv.gz")) + sorted(glob.glob("data/validation/*.csv.gz"))
-             for t in read_labelled(f, require_text=False).text if t and t.strip()]
+    texts = [
+        t
+        for f in sorted(glob.glob("data/train/*.csv.gz")) + sorted(glob.glob("data/validation/*.csv.gz"))
+        for t in read_labelled(f, require_text=False).text
+        if t and t.strip()
+    ]
     if not texts:
         raise SystemExit("no posts found under data/: run from the repository root")
     rng = random.Random(seed)
@@ -73,7 +77,15 @@ def _tree_rss_mb(pid: int) -> float:
 
 
 def run_score(archive: Path, out: Path, workers: int, bundle: str | None) -> ScoreRun:
-    cmd = [str(Path(sys.executable).with_name("earful")), "score", str(archive), "-o", str(out), "--workers", str(workers)]
+    cmd = [
+        str(Path(sys.executable).with_name("earful")),
+        "score",
+        str(archive),
+        "-o",
+        str(out),
+        "--workers",
+        str(workers),
+    ]
     if bundle:
         cmd += ["--bundle", bundle]
     start = time.perf_counter()
@@ -103,13 +115,23 @@ def main(argv: list[str] | None = None) -> None:
         archive = Path(tmp) / "archive.jsonl"
         build_archive(archive, args.rows)
         runs = [run_score(archive, Path(tmp) / f"scored-{w}.parquet", w, args.bundle) for w in args.workers]
-    result = {"rows": args.rows, "cores": os.cpu_count(), "bundle": args.bundle or "models/default",
-              "command": "python -m earful.batch.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "runs": [asdict(r) for r in runs]}
+    result = {
+        "rows": args.rows,
+        "cores": os.cpu_count(),
+        "bundle": args.bundle or "models/default",
+        "command": "python -m earful.batch.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "runs": [asdict(r) for r in runs],
+    }
     (out / "batch_bench.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# earful score: {args.rows:,} real posts, {os.cpu_count()} cores", "",
-             "| workers | rows | seconds | rows/s | peak RSS, all processes (MB) |", "|---|---|---|---|---|"]
-    lines += [f"| {r.workers} | {r.rows:,} | {r.seconds:.1f} | {r.rows_per_s:.1f} | {r.peak_rss_mb:.0f} |" for r in runs]
+    lines = [
+        f"# earful score: {args.rows:,} real posts, {os.cpu_count()} cores",
+        "",
+        "| workers | rows | seconds | rows/s | peak RSS, all processes (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.workers} | {r.rows:,} | {r.seconds:.1f} | {r.rows_per_s:.1f} | {r.peak_rss_mb:.0f} |" for r in runs
+    ]
     (out / "batch_bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -48,8 +48,17 @@ def actor_cpus(cluster_cpus: float, workers: int) -> float:
 class _Scorer:
     """A Ray Data callable class: one predictor per actor."""
 
-    def __init__(self, bundle: str | None, variant: str, threads: int, text_column: str, keep: list[str], typed: bool,
-                 batch_size: int, schema):
+    def __init__(
+        self,
+        bundle: str | None,
+        variant: str,
+        threads: int,
+        text_column: str,
+        keep: list[str],
+        typed: bool,
+        batch_size: int,
+        schema,
+    ):
         init_worker(bundle, variant, threads)
         self.text_column, self.keep, self.typed, self.batch_size = text_column, keep, typed, batch_size
         self.schema = schema
@@ -59,12 +68,18 @@ class _Scorer:
 
         rows = batch.to_pylist()
         texts = [r.get(self.text_column) for r in rows]
-        return pa.Table.from_pylist(output_records(rows, score_texts(texts, self.batch_size), self.keep, self.typed),
-                                    schema=self.schema)
+        return pa.Table.from_pylist(
+            output_records(rows, score_texts(texts, self.batch_size), self.keep, self.typed), schema=self.schema
+        )
 
 
-def score_with_ray(input_path: str | Path, output_path: str | Path, options: ScoreOptions, address: str | None = None,
-                   overwrite: bool = False) -> ScoreSummary:
+def score_with_ray(
+    input_path: str | Path,
+    output_path: str | Path,
+    options: ScoreOptions,
+    address: str | None = None,
+    overwrite: bool = False,
+) -> ScoreSummary:
     try:
         import ray
     except ImportError:
@@ -82,16 +97,31 @@ def score_with_ray(input_path: str | Path, output_path: str | Path, options: Sco
     workers = max(1, options.workers)
     threads = max(1, (os.cpu_count() or 1) // workers)
     started = time.monotonic()
-    ray.init(address=address or os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, include_dashboard=False,
-             log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address=address or os.environ.get("RAY_ADDRESS"),
+        ignore_reinit_error=True,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     try:
         ray.data.DataContext.get_current().execution_options.preserve_order = True
         scored = _read(ray, src, fmt, keep).map_batches(
-            _Scorer, batch_format="pyarrow", batch_size=options.chunk_size, concurrency=workers,
+            _Scorer,
+            batch_format="pyarrow",
+            batch_size=options.chunk_size,
+            concurrency=workers,
             num_cpus=actor_cpus(ray.cluster_resources().get("CPU", 1), workers),
-            fn_constructor_kwargs={"bundle": options.bundle, "variant": options.variant, "threads": threads,
-                                   "text_column": options.text_column, "keep": keep, "typed": typed,
-                                   "batch_size": options.batch_size, "schema": schema},
+            fn_constructor_kwargs={
+                "bundle": options.bundle,
+                "variant": options.variant,
+                "threads": threads,
+                "text_column": options.text_column,
+                "keep": keep,
+                "typed": typed,
+                "batch_size": options.batch_size,
+                "schema": schema,
+            },
         )
         # The cluster scores; the driver streams the results back in input order
         # (preserve_order) and writes them as numbered parts, joined at the end.
@@ -120,7 +150,9 @@ def _read(ray, src: Path, fmt, keep: list[str]):
     if fmt.format == "csv":
         import pyarrow.csv as pacsv
 
-        return ray.data.read_csv(str(src), arrow_open_stream_args=stream_args,
-                                 convert_options=pacsv.ConvertOptions(column_types={c: "string" for c in keep},
-                                                                      strings_can_be_null=False))
+        return ray.data.read_csv(
+            str(src),
+            arrow_open_stream_args=stream_args,
+            convert_options=pacsv.ConvertOptions(column_types={c: "string" for c in keep}, strings_can_be_null=False),
+        )
     return ray.data.read_json(str(src), arrow_open_stream_args=stream_args, lines=True)

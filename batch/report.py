@@ -47,9 +47,11 @@ class SpikeRule:
     min_count: int = 5
 
     def describe(self) -> str:
-        return (f"robust z-score of the daily count against the previous {self.window} days "
-                f"(median and 1.4826×MAD, MAD at least 1); spike when z ≥ {self.z_threshold} and count ≥ {self.min_count}; "
-                f"days with under {self.min_history} days of history are not judged")
+        return (
+            f"robust z-score of the daily count against the previous {self.window} days "
+            f"(median and 1.4826×MAD, MAD at least 1); spike when z ≥ {self.z_threshold} and count ≥ {self.min_count}; "
+            f"days with under {self.min_history} days of history are not judged"
+        )
 
 
 @dataclass
@@ -88,7 +90,7 @@ def parse_time(value) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value
     if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     s = str(value).strip()
     try:
         return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -127,7 +129,9 @@ def _flagged(is_troll: Any, troll: float) -> bool:
     return is_troll if isinstance(is_troll, bool) else str(is_troll).strip().lower() in ("true", "1")
 
 
-def summarize(path: str | Path, time_column: str | None = None, rule: SpikeRule = SpikeRule(), top_n: int = 5) -> Summary:
+def summarize(
+    path: str | Path, time_column: str | None = None, rule: SpikeRule = SpikeRule(), top_n: int = 5
+) -> Summary:
     s = Summary(rule=rule.describe(), time_column=time_column)
     complaint, sentiment, language, unscored = Counter(), Counter(), Counter(), Counter()
     daily: dict[str, Counter] = defaultdict(Counter)
@@ -189,8 +193,10 @@ def _check_columns(path: str | Path, first: dict, time_column: str | None) -> No
     """A file without earful's columns, or a --time-column it lacks, would give an empty report that looks fine."""
     columns = ", ".join(map(str, first))
     if "status" not in first or "complaint_type" not in first:
-        raise ReportError(f"{path}: not the output of `earful score` (no status/complaint_type columns; it has "
-                          f"{columns}); score it first: earful score FILE -o SCORED.parquet")
+        raise ReportError(
+            f"{path}: not the output of `earful score` (no status/complaint_type columns; it has "
+            f"{columns}); score it first: earful score FILE -o SCORED.parquet"
+        )
     if time_column and time_column not in first:
         raise ReportError(f"{path}: no '{time_column}' column for --time-column (columns: {columns})")
 
@@ -203,7 +209,7 @@ def _svg(fig) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _plots(s: Summary) -> dict[str, str]:
@@ -230,7 +236,11 @@ def _plots(s: Summary) -> dict[str, str]:
     if s.days:
         x = np.arange(len(s.days))
         ticks = x[:: max(1, len(x) // 10)]
-        for title, series in (("Posts per day", ("posts",)), ("Complaints per day by type", COMPLAINTS), ("Negative posts per day", ("negative",))):
+        for title, series in (
+            ("Posts per day", ("posts",)),
+            ("Complaints per day by type", COMPLAINTS),
+            ("Negative posts per day", ("negative",)),
+        ):
             fig, ax = plt.subplots(figsize=(9, 2.8))
             for name in series:
                 ax.plot(x, s.daily[name], label=name, lw=1.2)
@@ -238,7 +248,15 @@ def _plots(s: Summary) -> dict[str, str]:
                     if sp.series == name:
                         i = s.days.index(sp.day)
                         ax.scatter([i], [sp.count], color="red", zorder=3, s=30)
-                        ax.annotate("spike", (i, sp.count), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color="red")
+                        ax.annotate(
+                            "spike",
+                            (i, sp.count),
+                            textcoords="offset points",
+                            xytext=(0, 6),
+                            ha="center",
+                            fontsize=7,
+                            color="red",
+                        )
             ax.set_xticks(ticks, [s.days[i] for i in ticks], rotation=30, ha="right", fontsize=7)
             ax.set_title(title)
             if len(series) > 1:
@@ -256,44 +274,73 @@ def _plots(s: Summary) -> dict[str, str]:
 def render_html(s: Summary, source: str) -> str:
     plots = _plots(s)
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>earful report: {e(source)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}.spike{color:#c0392b}</style></head><body>",
-             f"<h1>earful report</h1><p>{e(source)}: {s.rows} posts, {s.scored} scored"
-             + (f", {sum(s.unscored.values())} with nothing to score ({e(json.dumps(s.unscored))})" if s.unscored else "") + ".</p>",
-             f"<p>Share of posts flagged as trolling (<code>is_troll</code>: the probability reached the model's decision threshold): <b>{100 * s.troll_share:.1f}%</b>.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>earful report: {e(source)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}.spike{color:#c0392b}</style></head><body>",
+        f"<h1>earful report</h1><p>{e(source)}: {s.rows} posts, {s.scored} scored"
+        + (f", {sum(s.unscored.values())} with nothing to score ({e(json.dumps(s.unscored))})" if s.unscored else "")
+        + ".</p>",
+        f"<p>Share of posts flagged as trolling (<code>is_troll</code>: the probability reached the model's decision threshold): <b>{100 * s.troll_share:.1f}%</b>.</p>",
+    ]
     parts.append("<h2>Early-warning spikes</h2>")
     if not s.days:
         parts.append("<p>No time column given (<code>--time-column</code>), so no trends or spikes.</p>")
     elif s.spikes:
-        parts.append("<table><tr><th>day</th><th>series</th><th>count</th><th>baseline (median)</th><th>robust z</th></tr>")
-        parts += [f"<tr class='spike'><td>{sp.day}</td><td>{e(sp.series)}</td><td>{sp.count}</td><td>{sp.baseline:.1f}</td><td>{sp.z}</td></tr>" for sp in s.spikes]
+        parts.append(
+            "<table><tr><th>day</th><th>series</th><th>count</th><th>baseline (median)</th><th>robust z</th></tr>"
+        )
+        parts += [
+            f"<tr class='spike'><td>{sp.day}</td><td>{e(sp.series)}</td><td>{sp.count}</td><td>{sp.baseline:.1f}</td><td>{sp.z}</td></tr>"
+            for sp in s.spikes
+        ]
         parts.append("</table>")
     else:
         parts.append("<p>No spikes.</p>")
     parts.append(f"<p><small>Rule: {e(s.rule)}.</small></p>")
-    for key in ("Posts per day", "Complaints per day by type", "Negative posts per day", "hour_weekday", "complaint_mix", "sentiment_mix", "language_mix"):
+    for key in (
+        "Posts per day",
+        "Complaints per day by type",
+        "Negative posts per day",
+        "hour_weekday",
+        "complaint_mix",
+        "sentiment_mix",
+        "language_mix",
+    ):
         if key in plots:
             parts.append(f"<div>{plots[key]}</div>")
     parts.append("<h2>Top complaint posts per type</h2>")
     for ct, posts in s.top_posts.items():
         parts.append(f"<h3>{e(ct)}</h3><table><tr><th>p</th><th>troll</th><th>id</th><th>text</th></tr>")
-        parts += [f"<tr><td>{p['p']}</td><td>{p['troll']}</td><td>{e(str(p['id']))}</td><td>{e(str(p['text'])[:300])}</td></tr>" for p in posts]
+        parts += [
+            f"<tr><td>{p['p']}</td><td>{p['troll']}</td><td>{e(str(p['id']))}</td><td>{e(str(p['text'])[:300])}</td></tr>"
+            for p in posts
+        ]
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def render_markdown(s: Summary, source: str) -> str:
-    lines = [f"# earful report: {source}", "", f"{s.rows} posts, {s.scored} scored; troll share {100 * s.troll_share:.1f}%.", "",
-             "| complaint type | posts |", "|---|---|"] + [f"| {k} | {v} |" for k, v in s.complaint_mix.items()]
+    lines = [
+        f"# earful report: {source}",
+        "",
+        f"{s.rows} posts, {s.scored} scored; troll share {100 * s.troll_share:.1f}%.",
+        "",
+        "| complaint type | posts |",
+        "|---|---|",
+    ] + [f"| {k} | {v} |" for k, v in s.complaint_mix.items()]
     lines += ["", "| sentiment | posts |", "|---|---|"] + [f"| {k} | {v} |" for k, v in s.sentiment_mix.items()]
     lines += ["", f"Spike rule: {s.rule}.", ""]
-    lines += ["| day | series | count | baseline | z |", "|---|---|---|---|---|"] + [f"| {sp.day} | {sp.series} | {sp.count} | {sp.baseline:.1f} | {sp.z} |" for sp in s.spikes]
+    lines += ["| day | series | count | baseline | z |", "|---|---|---|---|---|"] + [
+        f"| {sp.day} | {sp.series} | {sp.count} | {sp.baseline:.1f} | {sp.z} |" for sp in s.spikes
+    ]
     return "\n".join(lines) + "\n"
 
 
-def write_report(scored: str | Path, out_html: str | Path, time_column: str | None = None, rule: SpikeRule = SpikeRule()) -> Summary:
+def write_report(
+    scored: str | Path, out_html: str | Path, time_column: str | None = None, rule: SpikeRule = SpikeRule()
+) -> Summary:
     s = summarize(scored, time_column, rule)
     out_html = Path(out_html)
     out_html.write_text(render_html(s, str(scored)), encoding="utf-8")

@@ -81,9 +81,25 @@ def _fingerprint(path: Path) -> dict[str, Any]:
 
 
 def prediction_columns() -> list[str]:
-    return ["complaint_type", "complaint_type_p_order_error", "complaint_type_p_product", "complaint_type_p_poor_service",
-            "complaint_type_p_none", "sentiment", "sentiment_p_negative", "sentiment_p_neutral", "sentiment_p_positive",
-            "troll", "is_troll", "lang", "lang_confidence", "lang_source", "truncated", "n_tokens", "status"]
+    return [
+        "complaint_type",
+        "complaint_type_p_order_error",
+        "complaint_type_p_product",
+        "complaint_type_p_poor_service",
+        "complaint_type_p_none",
+        "sentiment",
+        "sentiment_p_negative",
+        "sentiment_p_neutral",
+        "sentiment_p_positive",
+        "troll",
+        "is_troll",
+        "lang",
+        "lang_confidence",
+        "lang_source",
+        "truncated",
+        "n_tokens",
+        "status",
+    ]
 
 
 # -- worker side ------------------------------------------------------------
@@ -125,20 +141,25 @@ def score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
     rows = []
     for st, p in zip(status, preds):
         ct, sent = p.complaint_type, p.sentiment
-        rows.append({
-            "complaint_type": ct.label,
-            **{f"complaint_type_p_{k}": ct.probabilities.get(k) for k in ("order_error", "product", "poor_service", "none")},
-            "sentiment": sent.label,
-            **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in ("negative", "neutral", "positive")},
-            "troll": p.troll,
-            "is_troll": p.is_troll,
-            "lang": p.lang.code,
-            "lang_confidence": p.lang.confidence,
-            "lang_source": p.lang.source,
-            "truncated": p.truncated,
-            "n_tokens": p.n_tokens,
-            "status": st if st in ("null", "undecodable") else p.status,
-        })
+        rows.append(
+            {
+                "complaint_type": ct.label,
+                **{
+                    f"complaint_type_p_{k}": ct.probabilities.get(k)
+                    for k in ("order_error", "product", "poor_service", "none")
+                },
+                "sentiment": sent.label,
+                **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in ("negative", "neutral", "positive")},
+                "troll": p.troll,
+                "is_troll": p.is_troll,
+                "lang": p.lang.code,
+                "lang_confidence": p.lang.confidence,
+                "lang_source": p.lang.source,
+                "truncated": p.truncated,
+                "n_tokens": p.n_tokens,
+                "status": st if st in ("null", "undecodable") else p.status,
+            }
+        )
     return rows
 
 
@@ -180,8 +201,9 @@ def _stringify(v: Any) -> Any:
     return str(v)
 
 
-def output_records(inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str],
-                   typed: bool) -> list[dict[str, Any]]:
+def output_records(
+    inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str], typed: bool
+) -> list[dict[str, Any]]:
     """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions."""
     records = []
     for src, pred in zip(inputs, preds):
@@ -213,13 +235,27 @@ def output_schema(src: Path, keep: list[str], typed: bool):
     else:
         input_fields = [pa.field(c, pa.string()) for c in keep]
     f64, s = pa.float64(), pa.string()
-    pred_fields = [pa.field("complaint_type", s)] + [pa.field(f"complaint_type_p_{k}", f64) for k in ("order_error", "product", "poor_service", "none")]
-    pred_fields += [pa.field("sentiment", s)] + [pa.field(f"sentiment_p_{k}", f64) for k in ("negative", "neutral", "positive")]
-    pred_fields += [pa.field("troll", f64), pa.field("is_troll", pa.bool_()), pa.field("lang", s), pa.field("lang_confidence", f64), pa.field("lang_source", s),
-                    pa.field("truncated", pa.bool_()), pa.field("n_tokens", pa.int64()), pa.field("status", s)]
+    pred_fields = [pa.field("complaint_type", s)] + [
+        pa.field(f"complaint_type_p_{k}", f64) for k in ("order_error", "product", "poor_service", "none")
+    ]
+    pred_fields += [pa.field("sentiment", s)] + [
+        pa.field(f"sentiment_p_{k}", f64) for k in ("negative", "neutral", "positive")
+    ]
+    pred_fields += [
+        pa.field("troll", f64),
+        pa.field("is_troll", pa.bool_()),
+        pa.field("lang", s),
+        pa.field("lang_confidence", f64),
+        pa.field("lang_source", s),
+        pa.field("truncated", pa.bool_()),
+        pa.field("n_tokens", pa.int64()),
+        pa.field("status", s),
+    ]
     clash = [c for c in keep if c in prediction_columns()]
     if clash:
-        raise ScoreError(f"input columns {clash} clash with earful's output columns; rename them or leave them out with --columns")
+        raise ScoreError(
+            f"input columns {clash} clash with earful's output columns; rename them or leave them out with --columns"
+        )
     return pa.schema(input_fields + pred_fields)
 
 
@@ -260,8 +296,14 @@ def assemble(partial: Path, out: Path) -> int:
     return rows
 
 
-def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions | None = None, resume: bool = False,
-          overwrite: bool = False, progress: bool = True) -> ScoreSummary:
+def score(
+    input_path: str | Path,
+    output_path: str | Path,
+    options: ScoreOptions | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ScoreSummary:
     options = options or ScoreOptions()
     src, out = Path(input_path), Path(output_path)
     if not src.is_file():
@@ -276,14 +318,17 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         raise ScoreError(f"{out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
         if not overwrite:
-            raise ScoreError(f"{partial} holds an interrupted run; pass --resume to finish it, "
-                             "or --overwrite to start over")
+            raise ScoreError(
+                f"{partial} holds an interrupted run; pass --resume to finish it, or --overwrite to start over"
+            )
         shutil.rmtree(partial)
     skip = 0
     if resume and partial.exists():
         recorded = json.loads((partial / RUN_FILE).read_text())
         if recorded != run_record:
-            raise ScoreError(f"cannot resume: the input file or options changed since the interrupted run ({partial / RUN_FILE})")
+            raise ScoreError(
+                f"cannot resume: the input file or options changed since the interrupted run ({partial / RUN_FILE})"
+            )
         for stray in partial.glob(".part-*.tmp"):  # a part cut off mid-write; its chunk is redone
             stray.unlink()
         done = sorted(int(p.stem.split("-")[1]) for p in partial.glob(PART_GLOB))
@@ -307,8 +352,15 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
     threads = max(1, (os.cpu_count() or 1) // workers)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=skip, unit="row", desc="score", disable=not progress, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30)
+    bar = tqdm(
+        total=total,
+        initial=skip,
+        unit="row",
+        desc="score",
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 30,
+    )
     pool = None
     try:
         if workers == 1:
@@ -317,8 +369,9 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
         else:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn").Pool(workers, initializer=init_worker,
-                                                initargs=(options.bundle, options.variant, threads))
+            pool = mp.get_context("spawn").Pool(
+                workers, initializer=init_worker, initargs=(options.bundle, options.variant, threads)
+            )
             results = _windowed(pool, _chunks(src, options, skip), options, window=2 * workers)
         known = set(keep) | {options.text_column}
         for k, rows, preds in results:
@@ -340,8 +393,17 @@ def score(input_path: str | Path, output_path: str | Path, options: ScoreOptions
     rows_total = assemble(partial, out)
     shutil.rmtree(partial)
     seconds = time.monotonic() - started
-    return ScoreSummary(str(out), rows_total, round(seconds, 2), round(scored / seconds, 1) if seconds else 0.0, status_counts, skip,
-                        keep, extra_fields, replaced)
+    return ScoreSummary(
+        str(out),
+        rows_total,
+        round(seconds, 2),
+        round(scored / seconds, 1) if seconds else 0.0,
+        status_counts,
+        skip,
+        keep,
+        extra_fields,
+        replaced,
+    )
 
 
 def kept_columns(src: Path, options: ScoreOptions) -> list[str]:
@@ -354,8 +416,10 @@ def kept_columns(src: Path, options: ScoreOptions) -> list[str]:
     except TableError as e:
         raise ScoreError(str(e)) from None
     if options.text_column not in first.data:
-        raise ScoreError(f"{src} line {first.line}: no '{options.text_column}' column (columns: {', '.join(map(str, first.data))}); "
-                         "choose the text column with --text-column")
+        raise ScoreError(
+            f"{src} line {first.line}: no '{options.text_column}' column (columns: {', '.join(map(str, first.data))}); "
+            "choose the text column with --text-column"
+        )
     if options.columns is not None:
         missing = [c for c in options.columns if c not in first.data]
         if missing:
@@ -375,7 +439,13 @@ def _windowed(pool, chunks, options: ScoreOptions, window: int):
     bounded however large the input (``Pool.imap`` would read ahead without limit)."""
     in_flight: deque = deque()
     for k, rows in chunks:
-        in_flight.append((k, rows, pool.apply_async(_score_chunk, ((k, [r.get(options.text_column) for r in rows], options.batch_size),))))
+        in_flight.append(
+            (
+                k,
+                rows,
+                pool.apply_async(_score_chunk, ((k, [r.get(options.text_column) for r in rows], options.batch_size),)),
+            )
+        )
         if len(in_flight) >= window:
             k0, rows0, res = in_flight.popleft()
             yield k0, rows0, res.get()[1]

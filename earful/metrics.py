@@ -79,13 +79,15 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
     for b in range(n_bins):
         in_bin = bins == b
         n = int(in_bin.sum())
-        out.append({
-            "lo": b / n_bins,
-            "hi": (b + 1) / n_bins,
-            "n": n,
-            "confidence": float(confidence[in_bin].mean()) if n else None,
-            "accuracy": float(correct[in_bin].mean()) if n else None,
-        })
+        out.append(
+            {
+                "lo": b / n_bins,
+                "hi": (b + 1) / n_bins,
+                "n": n,
+                "confidence": float(confidence[in_bin].mean()) if n else None,
+                "accuracy": float(correct[in_bin].mean()) if n else None,
+            }
+        )
     return out
 
 

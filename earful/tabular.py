@@ -20,7 +20,14 @@ from typing import Any, TextIO
 
 FORMATS = ("csv", "jsonl", "parquet")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
-_SUFFIX_FORMAT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIX_FORMAT = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -116,7 +123,9 @@ def open_text(path: str | Path, compression: str | None) -> TextIO:
     """Open for reading text. Undecodable bytes become lone surrogates
     (``surrogateescape``) so one bad row can be reported or scored as bad
     instead of failing the whole file."""
-    return io.TextIOWrapper(_open_binary(Path(path), compression), encoding="utf-8", errors="surrogateescape", newline="")
+    return io.TextIOWrapper(
+        _open_binary(Path(path), compression), encoding="utf-8", errors="surrogateescape", newline=""
+    )
 
 
 def open_text_writer(path: str | Path, compression: str | None) -> TextIO:

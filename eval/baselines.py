@@ -62,15 +62,18 @@ class TfidfBaseline:
         fit_rows = sorted(set().union(*rows.values()))
         if not fit_rows:
             raise ValueError("the baseline's training files have no complaint_type, sentiment or troll labels")
-        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2, max_features=300_000,
-                                     sublinear_tf=True, dtype=np.float32)
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(1, 4), min_df=2, max_features=300_000, sublinear_tf=True, dtype=np.float32
+        )
         vectorizer.fit([texts[i] for i in fit_rows])
         models = {}
         for head, idx in rows.items():
             if len({labels[head][i] for i in idx}) < 2:
                 continue
             x = vectorizer.transform([texts[i] for i in idx])
-            models[head] = LogisticRegression(max_iter=1000, C=4.0, class_weight="balanced").fit(x, [labels[head][i] for i in idx])
+            models[head] = LogisticRegression(max_iter=1000, C=4.0, class_weight="balanced").fit(
+                x, [labels[head][i] for i in idx]
+            )
         return cls(vectorizer, models)
 
     def predict(self, texts: list[str], batch_size: int = 0) -> list[Prediction]:
@@ -94,8 +97,18 @@ class TfidfBaseline:
                 troll = float(p[i][list(classes).index("1")])
             # the classifier's own decision (its larger class probability)
             is_troll = None if troll is None else troll >= 0.5
-            out.append(Prediction(score("complaint_type", COMPLAINT_TYPES, i), score("sentiment", SENTIMENTS, i), troll, is_troll,
-                                  LanguageResult(UNDETERMINED, 0.0, "rule"), False, 0, "empty" if empty[i] else "ok"))
+            out.append(
+                Prediction(
+                    score("complaint_type", COMPLAINT_TYPES, i),
+                    score("sentiment", SENTIMENTS, i),
+                    troll,
+                    is_troll,
+                    LanguageResult(UNDETERMINED, 0.0, "rule"),
+                    False,
+                    0,
+                    "empty" if empty[i] else "ok",
+                )
+            )
         return out
 
 
@@ -127,5 +140,9 @@ class LanguageIdBaseline:
         out = []
         for t in texts:
             code, conf = self._detect(t) if t and t.strip() else (UNDETERMINED, 0.0)
-            out.append(Prediction(LabelScore(None), LabelScore(None), None, None, LanguageResult(code, conf, self.name), False, 0))
+            out.append(
+                Prediction(
+                    LabelScore(None), LabelScore(None), None, None, LanguageResult(code, conf, self.name), False, 0
+                )
+            )
         return out

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from earful.labelled import read_labelled
-from earful.models.bundle import Bundle, write_manifest
+from earful.models.bundle import write_manifest
 from earful.serving.loadtest import machine
 
 HEADS = ("complaint_type", "sentiment", "troll", "lang")
@@ -38,16 +38,20 @@ VALIDATION = "data/validation/*.csv.gz"
 
 def validation_posts(n: int, seed: int = 0, pattern: str = VALIDATION) -> list[str]:
     """``n`` non-blank posts sampled (seeded) from the validation files."""
-    texts = [t for f in sorted(glob.glob(pattern)) for t in read_labelled(f, require_text=False).text
-             if t and t.strip()]
+    texts = [
+        t for f in sorted(glob.glob(pattern)) for t in read_labelled(f, require_text=False).text if t and t.strip()
+    ]
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
 def _labels(predictions) -> dict[str, list]:
     """The served label of each head (``is_troll`` for troll, the decided language for lang)."""
-    return {"complaint_type": [p.complaint_type.label for p in predictions],
-            "sentiment": [p.sentiment.label for p in predictions],
-            "troll": [p.is_troll for p in predictions], "lang": [p.lang.code for p in predictions]}
+    return {
+        "complaint_type": [p.complaint_type.label for p in predictions],
+        "sentiment": [p.sentiment.label for p in predictions],
+        "troll": [p.is_troll for p in predictions],
+        "lang": [p.lang.code for p in predictions],
+    }
 
 
 def _probabilities(predictor, texts: list[str], calls: list[list[int]]) -> dict[str, np.ndarray]:
@@ -75,11 +79,12 @@ def batch_dependence(predictor, texts: list[str], batch: int = 64, seed: int = 0
     """Label changes per head and the largest probability change between each post alone and in a shuffled call."""
     alone = [[i] for i in range(len(texts))]
     order = np.random.default_rng(seed).permutation(len(texts)).tolist()
-    mixed = [order[k:k + batch] for k in range(0, len(order), batch)]
+    mixed = [order[k : k + batch] for k in range(0, len(order), batch)]
     labels_alone, labels_mixed = _labels(_predict(predictor, texts, alone)), _labels(_predict(predictor, texts, mixed))
     p_alone, p_mixed = _probabilities(predictor, texts, alone), _probabilities(predictor, texts, mixed)
     return {
-        "posts": len(texts), "batch": batch,
+        "posts": len(texts),
+        "batch": batch,
         "label_changes": {h: sum(a != b for a, b in zip(labels_alone[h], labels_mixed[h])) for h in HEADS},
         "max_probability_change": {h: float(np.abs(p_alone[h] - p_mixed[h]).max()) for h in HEADS},
     }
@@ -110,8 +115,12 @@ def float_activation_model(int8: Path, out: Path) -> Path:
             levels = array(node.input[1]).astype(np.float32) - array(node.input[3]).astype(np.float32)
             weight = (levels * array(scales.input[1])).astype(np.float32)
             graph.initializer.append(numpy_helper.from_array(weight, node.name + "_float_weight"))
-            add[out_mul.name] = helper.make_node("MatMul", [quantize.input[0], node.name + "_float_weight"],
-                                                 [out_mul.output[0]], name=node.name + "_float")
+            add[out_mul.name] = helper.make_node(
+                "MatMul",
+                [quantize.input[0], node.name + "_float_weight"],
+                [out_mul.output[0]],
+                name=node.name + "_float",
+            )
             drop |= {quantize.name, node.name, cast.name, scales.name, out_mul.name}
         elif node.op_type == "DequantizeLinear" and node.input[0] in inits:  # int8 weights before a float MatMul
             axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
@@ -144,8 +153,10 @@ def agreement(predictor, reference, texts: list[str], batch: int = 64) -> dict:
     calls = [list(range(k, min(k + batch, len(texts)))) for k in range(0, len(texts), batch)]
     a, b = _labels(_predict(predictor, texts, calls)), _labels(_predict(reference, texts, calls))
     pa, pb = _probabilities(predictor, texts, calls), _probabilities(reference, texts, calls)
-    return {"label_agreement": {h: float(np.mean([x == y for x, y in zip(a[h], b[h])])) for h in HEADS},
-            "mean_probability_change": {h: float(np.abs(pa[h] - pb[h]).mean()) for h in HEADS}}
+    return {
+        "label_agreement": {h: float(np.mean([x == y for x, y in zip(a[h], b[h])])) for h in HEADS},
+        "mean_probability_change": {h: float(np.abs(pa[h] - pb[h]).mean()) for h in HEADS},
+    }
 
 
 def _score(bundle: str, n: int, batch: int) -> None:
@@ -155,9 +166,11 @@ def _score(bundle: str, n: int, batch: int) -> None:
     predictor = Predictor.load(bundle, threads=1)
     start, cpu = time.perf_counter(), time.process_time()
     for k in range(0, len(texts), batch):
-        predictor.predict(texts[k:k + batch])
-    print(f"{bundle}: {len(texts)} posts in calls of {batch}, one thread: {time.perf_counter() - start:.2f} s "
-          f"({time.process_time() - cpu:.2f} s of CPU)")
+        predictor.predict(texts[k : k + batch])
+    print(
+        f"{bundle}: {len(texts)} posts in calls of {batch}, one thread: {time.perf_counter() - start:.2f} s "
+        f"({time.process_time() - cpu:.2f} s of CPU)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,8 +178,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", action="append", default=[], help="a bundle to measure (repeat for several)")
-    parser.add_argument("--float-reference", help="compare each bundle with this bundle's int8 weights run in float "
-                                                  "(its graph as dynamic quantization made it)")
+    parser.add_argument(
+        "--float-reference",
+        help="compare each bundle with this bundle's int8 weights run in float "
+        "(its graph as dynamic quantization made it)",
+    )
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="folder for results.json")

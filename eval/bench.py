@@ -85,9 +85,12 @@ def _matmul_peak(kind: str, threads: int, size: int = 1024, repeats: int = 8) ->
         a_t, b_t, out_t, op = TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32, "MatMulInteger"
         a = np.random.default_rng(0).integers(0, 255, (size, size), dtype=np.uint8)
         b = np.random.default_rng(1).integers(-127, 127, (size, size), dtype=np.int8)
-    graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["c"])], "mm",
-                              [helper.make_tensor_value_info("a", a_t, [size, size]), helper.make_tensor_value_info("b", b_t, [size, size])],
-                              [helper.make_tensor_value_info("c", out_t, [size, size])])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["a", "b"], ["c"])],
+        "mm",
+        [helper.make_tensor_value_info("a", a_t, [size, size]), helper.make_tensor_value_info("b", b_t, [size, size])],
+        [helper.make_tensor_value_info("c", out_t, [size, size])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -138,16 +141,25 @@ def _fp32_source(bundle, fp32_bundle: str | None):
         return None
     other = Bundle.load(fp32_bundle)
     if (other.name, other.version) != (bundle.name, bundle.version):
-        raise ValueError(f"--fp32-bundle {other.path} is {other.name} {other.version}, not the benchmarked "
-                         f"{bundle.name} {bundle.version}; give a full export of the same model")
+        raise ValueError(
+            f"--fp32-bundle {other.path} is {other.name} {other.version}, not the benchmarked "
+            f"{bundle.name} {bundle.version}; give a full export of the same model"
+        )
     if "fp32" not in other.variants:
         raise ValueError(f"--fp32-bundle {other.path} has no fp32 model; export it without --no-fp32")
     return other
 
 
-def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, latency_posts: int = 100,
-              threads: int | None = None, with_transformers: bool = True, rounds: int = 3,
-              fp32_bundle: str | None = None) -> BenchResult:
+def run_bench(
+    files: list[str],
+    bundle: str | None = None,
+    n_posts: int = 1000,
+    latency_posts: int = 100,
+    threads: int | None = None,
+    with_transformers: bool = True,
+    rounds: int = 3,
+    fp32_bundle: str | None = None,
+) -> BenchResult:
     """``fp32_bundle``: a full export of the same model (name and version) to time fp32 from, when
     ``bundle`` ships int8 only, as the repository's default does."""
     from earful.models.predictor import Predictor
@@ -176,7 +188,9 @@ def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, 
         pps_fp32 = _throughput(fp32.predict, texts, len(texts))
         lat_fp32 = _latency(fp32.predict, texts, latency_posts)
     else:
-        notes.append("the bundle ships no fp32 model (int8 only); give a full export of it (--fp32-bundle) for the fp32 row")
+        notes.append(
+            "the bundle ships no fp32 model (int8 only); give a full export of it (--fp32-bundle) for the fp32 row"
+        )
     ids, _ = int8.encoder.encode_ids(texts)
     n_tokens = np.array([len(x) for x in ids])
     enc_cfg = _encoder_config(int8.bundle.path)
@@ -190,14 +204,28 @@ def run_bench(files: list[str], bundle: str | None = None, n_posts: int = 1000, 
     else:
         notes.append("transformers reference skipped")
     return BenchResult(
-        posts=len(texts), mean_tokens=float(n_tokens.mean()), threads=threads, bundle=f"{int8.bundle.name} {int8.bundle.version}",
-        bundle_load_s=load_s, posts_per_s_int8=pps_int8, posts_per_s_fp32=pps_fp32, posts_per_s_transformers=pps_tf,
+        posts=len(texts),
+        mean_tokens=float(n_tokens.mean()),
+        threads=threads,
+        bundle=f"{int8.bundle.name} {int8.bundle.version}",
+        bundle_load_s=load_s,
+        posts_per_s_int8=pps_int8,
+        posts_per_s_fp32=pps_fp32,
+        posts_per_s_transformers=pps_tf,
         posts_per_s_transformers_sorted=pps_tf_sorted,
-        posts_per_s_langdetect=pps_langdetect, latency_ms_int8=lat_int8, latency_ms_fp32=lat_fp32, latency_ms_transformers=lat_tf,
-        peak_gflops_fp32=peak32, peak_gflops_int8=peak8, gflop_per_post=gflop, fraction_of_peak=pps_int8 * gflop / peak8,
-        speedup_vs_transformers=pps_int8 / pps_tf if pps_tf else None, speedup_vs_langdetect=float(np.median(ratios)),
+        posts_per_s_langdetect=pps_langdetect,
+        latency_ms_int8=lat_int8,
+        latency_ms_fp32=lat_fp32,
+        latency_ms_transformers=lat_tf,
+        peak_gflops_fp32=peak32,
+        peak_gflops_int8=peak8,
+        gflop_per_post=gflop,
+        fraction_of_peak=pps_int8 * gflop / peak8,
+        speedup_vs_transformers=pps_int8 / pps_tf if pps_tf else None,
+        speedup_vs_langdetect=float(np.median(ratios)),
         speedup_vs_langdetect_rounds=ratios,
-        peak_rss_mb_predictor=rss, notes=notes,
+        peak_rss_mb_predictor=rss,
+        notes=notes,
     )
 
 
@@ -225,7 +253,9 @@ def _transformers_reference(predictor, texts: list[str], latency_posts: int, thr
     def run(batch: list[str]):
         b = encoder.encode(batch)
         with torch.inference_mode():
-            h = model(input_ids=torch.from_numpy(b.input_ids), attention_mask=torch.from_numpy(b.attention_mask)).last_hidden_state
+            h = model(
+                input_ids=torch.from_numpy(b.input_ids), attention_mask=torch.from_numpy(b.attention_mask)
+            ).last_hidden_state
             m = torch.from_numpy(b.attention_mask).unsqueeze(-1).float()
             return (h * m).sum(1) / m.sum(1)
 

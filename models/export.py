@@ -87,8 +87,14 @@ def export_onnx(model: MultiTaskModel, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter about shape-dependent Python branches in transformers
         torch.onnx.export(
-            model, (ids, mask), str(path), input_names=["input_ids", "attention_mask"], output_names=names,
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            model,
+            (ids, mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=names,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
         )
 
 
@@ -97,8 +103,9 @@ def export_onnx(model: MultiTaskModel, path: Path) -> None:
 OUTLIER_RANGE_RATIO = 100.0
 
 
-def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarray,
-                    ratio: float = OUTLIER_RANGE_RATIO) -> dict[str, float]:
+def outlier_matmuls(
+    fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarray, ratio: float = OUTLIER_RANGE_RATIO
+) -> dict[str, float]:
     """MatMuls (with a constant weight) whose activation input is heavy-tailed.
 
     Dynamic int8 quantizes each activation tensor with a single scale set by its
@@ -122,8 +129,12 @@ def outlier_matmuls(fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarra
     return out
 
 
-def quantize_int8(src: Path, dst: Path, float_activations: list[str] = (),
-                  weights: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    float_activations: list[str] = (),
+    weights: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> None:
     """Dynamic int8 quantization, per output channel (keeps the pooled embedding
     far closer to fp32 than per-tensor scales).
 
@@ -146,8 +157,9 @@ def quantize_int8(src: Path, dst: Path, float_activations: list[str] = (),
     level = root.level
     root.setLevel(logging.ERROR)  # silence its "consider pre-processing" advice on every call
     try:
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
-                         nodes_to_exclude=list(float_activations))
+        quantize_dynamic(
+            str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=list(float_activations)
+        )
     finally:
         root.setLevel(level)
     if not (float_activations or weights):
@@ -164,9 +176,18 @@ def quantize_int8(src: Path, dst: Path, float_activations: list[str] = (),
 
     for base, (levels, scale) in weights.items():
         if base + "_quantized" in inits:  # a MatMul onnxruntime quantized: same symmetric grid, other levels
-            ours, theirs = numpy_helper.to_array(inits[base + "_quantized"]), numpy_helper.to_array(inits[base + "_scale"])
-            if np.any(numpy_helper.to_array(inits[base + "_zero_point"])) or ours.shape != levels.shape or theirs.shape != scale.shape:
-                raise RuntimeError(f"{base}: onnxruntime's weight grid is not symmetric per output channel; cannot use the given levels")
+            ours, theirs = (
+                numpy_helper.to_array(inits[base + "_quantized"]),
+                numpy_helper.to_array(inits[base + "_scale"]),
+            )
+            if (
+                np.any(numpy_helper.to_array(inits[base + "_zero_point"]))
+                or ours.shape != levels.shape
+                or theirs.shape != scale.shape
+            ):
+                raise RuntimeError(
+                    f"{base}: onnxruntime's weight grid is not symmetric per output channel; cannot use the given levels"
+                )
             put(base + "_quantized", levels)
             put(base + "_scale", scale)
     nodes = []
@@ -178,8 +199,15 @@ def quantize_int8(src: Path, dst: Path, float_activations: list[str] = (),
             put(base + "_int8", levels)
             put(base + "_scale", scale)
             put(base + "_zero", np.zeros(len(scale), np.int8))
-            nodes.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_scale", base + "_zero"],
-                                          [base + "_dequantized"], name=node.name + "_weight", axis=1))
+            nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [base + "_int8", base + "_scale", base + "_zero"],
+                    [base + "_dequantized"],
+                    name=node.name + "_weight",
+                    axis=1,
+                )
+            )
             node.input[1] = base + "_dequantized"
         nodes.append(node)
     del model.graph.node[:]
@@ -221,7 +249,9 @@ def _head_outputs(model: MultiTaskModel, encoder: TextEncoder, texts: list[str])
     return [sigmoid(logits[t.name]) if t.kind == "binary" else softmax(logits[t.name]) for t in model.schema.tasks]
 
 
-def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec, out_tokenizer: Path) -> tuple[MultiTaskModel, dict]:
+def trim_vocabulary(
+    model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec, out_tokenizer: Path
+) -> tuple[MultiTaskModel, dict]:
     """A trimmed copy of the model (and its tokenizer written to ``out_tokenizer``),
     with the measured effect on the held-out texts."""
     import copy
@@ -233,8 +263,14 @@ def trim_vocabulary(model: MultiTaskModel, tokenizer_file: Path, spec: TrimSpec,
     trim_embeddings(trimmed, plan)
     before = _head_outputs(model, TextEncoder(tokenizer_file, cfg.max_length, cfg.input_prefix), spec.held_out)
     after = _head_outputs(trimmed, TextEncoder(out_tokenizer, cfg.max_length, cfg.input_prefix), spec.held_out)
-    report = {"pieces_before": plan.pieces_before, "pieces_after": plan.pieces_after, "corpus_texts": len(spec.corpus),
-              "held_out_texts": len(spec.held_out), "label_agreement": {}, "max_probability_change": {}}
+    report = {
+        "pieces_before": plan.pieces_before,
+        "pieces_after": plan.pieces_after,
+        "corpus_texts": len(spec.corpus),
+        "held_out_texts": len(spec.held_out),
+        "label_agreement": {},
+        "max_probability_change": {},
+    }
     for task, a, b in zip(model.schema.tasks, before, after):
         la, lb = ((a >= 0.5), (b >= 0.5)) if task.kind == "binary" else (a.argmax(-1), b.argmax(-1))
         report["label_agreement"][task.name] = float((la == lb).mean()) if len(la) else None
@@ -293,14 +329,28 @@ def _lineage(training: dict[str, Any]) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     while training:
         for refit in reversed(training.get("refits", [])):
-            steps.append({"command": "refit-head", "model": refit.get("model"), "heads": sorted(refit.get("heads", {})),
-                          "rows": refit.get("encoded_rows"), "seconds": refit.get("seconds")})
+            steps.append(
+                {
+                    "command": "refit-head",
+                    "model": refit.get("model"),
+                    "heads": sorted(refit.get("heads", {})),
+                    "rows": refit.get("encoded_rows"),
+                    "seconds": refit.get("seconds"),
+                }
+            )
         config = training.get("config", {})
         if config.get("output_dir"):
             run = Path(config["output_dir"])
             state = _json_file(run / "checkpoint" / "state.json") or _json_file(run / "checkpoint.old" / "state.json")
-            steps.append({"command": "train", "output_dir": config["output_dir"], "init_from": config.get("init_from"),
-                          "steps": state.get("step"), "seconds": state.get("seconds")})
+            steps.append(
+                {
+                    "command": "train",
+                    "output_dir": config["output_dir"],
+                    "init_from": config.get("init_from"),
+                    "steps": state.get("step"),
+                    "seconds": state.get("seconds"),
+                }
+            )
         source = trained_folder(config["init_from"]) if config.get("init_from") else None
         training = _json_file(source / "training.json") if source else {}
     return steps[::-1]
@@ -318,7 +368,9 @@ def _lineage_lines(lineage: list[dict[str, Any]]) -> list[str]:
             lines.append(f"- `earful train` → `{step['output_dir']}`{start}: {count}, {took(step)}")
         else:
             rows = f"{step['rows']:,} rows" if step.get("rows") is not None else "rows not recorded"
-            lines.append(f"- `earful refit-head` of `{step['model']}` ({', '.join(step['heads'])}): {rows} encoded, {took(step)}")
+            lines.append(
+                f"- `earful refit-head` of `{step['model']}` ({', '.join(step['heads'])}): {rows} encoded, {took(step)}"
+            )
     return lines
 
 
@@ -337,8 +389,11 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         f"- Languages of the lang head: {', '.join(info['languages'])}.",
         f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated and flagged).",
         f"- Variants: {', '.join(info['variants'])} (ONNX, run with onnxruntime).",
-        *([f"- Untrained (no training labels; they answer null): {', '.join(info['untrained_heads'])}."]
-          if info.get("untrained_heads") else []),
+        *(
+            [f"- Untrained (no training labels; they answer null): {', '.join(info['untrained_heads'])}."]
+            if info.get("untrained_heads")
+            else []
+        ),
         "",
         "## Validation metrics (from training)",
     ]
@@ -348,36 +403,56 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         for head, r in refit["heads"].items():
             scores = f"validation macro-F1 {r['validation_macro_f1_before']:.3f} before, {r['validation_macro_f1_after']:.3f} after"
             if r["applied"]:
-                lines.append(f"- The {head} head was fitted again on the frozen encoder after training (`earful refit-head`, "
-                             f"{r['train_rows']:,} rows): {scores}.")
+                lines.append(
+                    f"- The {head} head was fitted again on the frozen encoder after training (`earful refit-head`, "
+                    f"{r['train_rows']:,} rows): {scores}."
+                )
             else:
-                lines.append(f"- A refit of the {head} head on the frozen encoder ({r['train_rows']:,} rows) did not raise its "
-                             f"score ({scores}), so the trained head was kept.")
+                lines.append(
+                    f"- A refit of the {head} head on the frozen encoder ({r['train_rows']:,} rows) did not raise its "
+                    f"score ({scores}), so the trained head was kept."
+                )
     parity = metrics.get("export_parity", {})
     if parity:
-        lines += ["", "## Export parity (max |Δlogit| vs torch on sample posts)",
-                  f"- fp32: {parity['fp32_max_abs_diff']:.2e}", f"- int8: {parity.get('int8_max_abs_diff')}"]
+        lines += [
+            "",
+            "## Export parity (max |Δlogit| vs torch on sample posts)",
+            f"- fp32: {parity['fp32_max_abs_diff']:.2e}",
+            f"- int8: {parity.get('int8_max_abs_diff')}",
+        ]
         if parity.get("int8_smoothing"):
             sm = parity["int8_smoothing"]
-            lines.append(f"- int8 activations smoothed (SmoothQuant, alpha {sm['alpha']}) on {sm['posts']} posts "
-                         f"from {sm['posts_from']}.")
+            lines.append(
+                f"- int8 activations smoothed (SmoothQuant, alpha {sm['alpha']}) on {sm['posts']} posts "
+                f"from {sm['posts_from']}."
+            )
         if parity.get("int8_weight_rounding"):
             r = parity["int8_weight_rounding"]
-            lines.append(f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
-                         f"on the same {r['posts']} posts.")
+            lines.append(
+                f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
+                f"on the same {r['posts']} posts."
+            )
         if parity.get(token_scales.METRICS_KEY):
             lines.append(token_scales.CARD_LINE)
     if metrics.get("lineage"):
         lines += ["", "## Training runs (as each run recorded its time)", *_lineage_lines(metrics["lineage"])]
     base_trim = metrics.get("base_vocabulary_trim")
     if base_trim:
-        lines += ["", "## Vocabulary",
-                  f"- Trained on a base vocabulary cut from {base_trim['pieces_before']:,} to {base_trim['pieces_after']:,} pieces "
-                  f"(those the training texts use most), so the bundle serves exactly what was trained.",
-                  f"- {100 * base_trim['held_out_identical_tokenization']:.1f}% of {base_trim['held_out_texts']:,} sampled "
-                  "validation texts tokenize exactly as with the full vocabulary; the rest use shorter pieces."]
-    lines += ["", card_extra.strip() if card_extra else
-              "## Data, licenses, limits\nNot documented for this bundle: see the data it was trained on.", ""]
+        lines += [
+            "",
+            "## Vocabulary",
+            f"- Trained on a base vocabulary cut from {base_trim['pieces_before']:,} to {base_trim['pieces_after']:,} pieces "
+            f"(those the training texts use most), so the bundle serves exactly what was trained.",
+            f"- {100 * base_trim['held_out_identical_tokenization']:.1f}% of {base_trim['held_out_texts']:,} sampled "
+            "validation texts tokenize exactly as with the full vocabulary; the rest use shorter pieces.",
+        ]
+    lines += [
+        "",
+        card_extra.strip()
+        if card_extra
+        else "## Data, licenses, limits\nNot documented for this bundle: see the data it was trained on.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -394,9 +469,19 @@ def _fit_troll_threshold(directory: Path, variant: str) -> None:
         write_manifest(directory)
 
 
-def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8: bool = True, fp32: bool = True,
-                  card: str | None = None, provenance: dict[str, Any] | None = None, overwrite: bool = False,
-                  trim: TrimSpec | None = None, calibration_posts: list[str] | None = None) -> Path:
+def export_bundle(
+    model_dir: Path,
+    out_dir: Path,
+    name: str,
+    version: str,
+    int8: bool = True,
+    fp32: bool = True,
+    card: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    trim: TrimSpec | None = None,
+    calibration_posts: list[str] | None = None,
+) -> Path:
     """Build a verified bundle folder from a trained model folder.
 
     ``card`` is Markdown appended to the generated model card (data sources,
@@ -410,7 +495,9 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
     given, out_dir = model_dir, Path(out_dir)
     model_dir = trained_folder(given)
     if model_dir is None:
-        raise FileNotFoundError(f"{given} is not a trained model folder (no network.json); give the output folder of `earful train`")
+        raise FileNotFoundError(
+            f"{given} is not a trained model folder (no network.json); give the output folder of `earful train`"
+        )
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
     model = MultiTaskModel.load(model_dir)
@@ -418,10 +505,16 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
     training = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
     untrained = [head for head, rows in training.get("head_training_rows", {}).items() if rows == 0]
     for head in untrained:
-        warnings.warn(f"the {head} head had no training labels: the bundle marks it untrained, and it answers null "
-                      "(the lang head: the language comes from langdetect)", UntrainedHeadWarning, stacklevel=2)
+        warnings.warn(
+            f"the {head} head had no training labels: the bundle marks it untrained, and it answers null "
+            "(the lang head: the language comes from langdetect)",
+            UntrainedHeadWarning,
+            stacklevel=2,
+        )
     calibration_path = model_dir / "calibration.json"
-    calibration = json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
+    calibration = (
+        json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
+    )
 
     work = Path(tempfile.mkdtemp(prefix="earful-export-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
@@ -439,7 +532,10 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             sample = encoder.encode(PARITY_TEXTS)
             outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
             texts, origin = _calibration_posts(training, calibration_posts)
-            batches = [(b.input_ids, b.attention_mask) for b in (encoder.encode(texts[i:i + 64]) for i in range(0, len(texts), 64))]
+            batches = [
+                (b.input_ids, b.attention_mask)
+                for b in (encoder.encode(texts[i : i + 64]) for i in range(0, len(texts), 64))
+            ]
             n = smooth_activations(work / "model.fp32.onnx", work / "model.smoothed.onnx", batches)
             weights = round_weights(work / "model.smoothed.onnx", batches)
             quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers), weights)
@@ -447,10 +543,18 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             rows = token_scales.per_token_activations(work / "model.int8.onnx", work / "model.int8.onnx")
             per_token = {"method": token_scales.METHOD, "activations": rows}
             smoothing = {"alpha": ALPHA, "activations": n, "posts": len(texts), "posts_from": origin}
-            rounding = {"method": "gptq", "weights": len(weights), "damping": DAMPING, "posts": len(texts), "posts_from": origin}
+            rounding = {
+                "method": "gptq",
+                "weights": len(weights),
+                "damping": DAMPING,
+                "posts": len(texts),
+                "posts_from": origin,
+            }
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
-            raise RuntimeError(f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle")
+            raise RuntimeError(
+                f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle"
+            )
         if not fp32:
             (work / "model.fp32.onnx").unlink()
         variants = [v for v, wanted in (("int8", int8), ("fp32", fp32)) if wanted]
@@ -459,7 +563,7 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
         info = {
             "name": name,
             "version": version,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "format": 1,
             "base_model": training.get("base_model", "unknown"),
             "languages": list(cfg.languages),
@@ -491,8 +595,16 @@ def export_bundle(model_dir: Path, out_dir: Path, name: str, version: str, int8:
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
         }
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (work / "provenance.json").write_text(json.dumps({"training": training.get("config", {}),
-                                                          "encoder_config": model.encoder.config.to_dict(), **(provenance or {})}, indent=2))
+        (work / "provenance.json").write_text(
+            json.dumps(
+                {
+                    "training": training.get("config", {}),
+                    "encoder_config": model.encoder.config.to_dict(),
+                    **(provenance or {}),
+                },
+                indent=2,
+            )
+        )
         (work / "MODEL_CARD.md").write_text(_model_card(info, metrics, card))
         write_manifest(work)
         _fit_troll_threshold(work, variants[0])

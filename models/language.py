@@ -31,16 +31,78 @@ LANGDETECT_CODES = {"zh-cn": "zh", "zh-tw": "zh", "no": "nb"}
 #: names of its letters: every language langdetect knows (codes as
 #: :data:`LANGDETECT_CODES` maps them) and every language the default head knows.
 SCRIPTS: dict[str, tuple[str, ...]] = {
-    **{code: ("LATIN",) for code in (
-        "af", "az", "bs", "ca", "cs", "cy", "da", "de", "en", "eo", "es", "et", "eu", "fi", "fr", "ga", "hr", "hu",
-        "id", "is", "it", "la", "lg", "lt", "lv", "mi", "ms", "nb", "nl", "nn", "pl", "pt", "ro", "sk", "sl", "sn",
-        "so", "sq", "st", "sv", "sw", "tl", "tn", "tr", "ts", "vi", "xh", "yo", "zu")},
+    **{
+        code: ("LATIN",)
+        for code in (
+            "af",
+            "az",
+            "bs",
+            "ca",
+            "cs",
+            "cy",
+            "da",
+            "de",
+            "en",
+            "eo",
+            "es",
+            "et",
+            "eu",
+            "fi",
+            "fr",
+            "ga",
+            "hr",
+            "hu",
+            "id",
+            "is",
+            "it",
+            "la",
+            "lg",
+            "lt",
+            "lv",
+            "mi",
+            "ms",
+            "nb",
+            "nl",
+            "nn",
+            "pl",
+            "pt",
+            "ro",
+            "sk",
+            "sl",
+            "sn",
+            "so",
+            "sq",
+            "st",
+            "sv",
+            "sw",
+            "tl",
+            "tn",
+            "tr",
+            "ts",
+            "vi",
+            "xh",
+            "yo",
+            "zu",
+        )
+    },
     **{code: ("CYRILLIC",) for code in ("be", "bg", "kk", "mk", "mn", "ru", "uk")},
     **{code: ("ARABIC",) for code in ("ar", "fa", "ur")},
     **{code: ("DEVANAGARI",) for code in ("hi", "mr", "ne")},
-    "sr": ("CYRILLIC", "LATIN"), "el": ("GREEK",), "he": ("HEBREW",), "hy": ("ARMENIAN",), "ka": ("GEORGIAN",),
-    "bn": ("BENGALI",), "gu": ("GUJARATI",), "pa": ("GURMUKHI",), "ta": ("TAMIL",), "te": ("TELUGU",),
-    "kn": ("KANNADA",), "ml": ("MALAYALAM",), "th": ("THAI",), "ko": ("HANGUL",), "zh": ("CJK",),
+    "sr": ("CYRILLIC", "LATIN"),
+    "el": ("GREEK",),
+    "he": ("HEBREW",),
+    "hy": ("ARMENIAN",),
+    "ka": ("GEORGIAN",),
+    "bn": ("BENGALI",),
+    "gu": ("GUJARATI",),
+    "pa": ("GURMUKHI",),
+    "ta": ("TAMIL",),
+    "te": ("TELUGU",),
+    "kn": ("KANNADA",),
+    "ml": ("MALAYALAM",),
+    "th": ("THAI",),
+    "ko": ("HANGUL",),
+    "zh": ("CJK",),
     "ja": ("HIRAGANA", "KATAKANA", "CJK"),
 }
 
@@ -57,7 +119,9 @@ def has_letters(text: str) -> bool:
 
 def main_script(text: str) -> str | None:
     """The script most of the text's letters are in (None without letters)."""
-    counts = Counter(unicodedata.name(ch, "?").split(" ", 1)[0] for ch in text if unicodedata.category(ch).startswith("L"))
+    counts = Counter(
+        unicodedata.name(ch, "?").split(" ", 1)[0] for ch in text if unicodedata.category(ch).startswith("L")
+    )
     return counts.most_common(1)[0][0] if counts else None
 
 

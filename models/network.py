@@ -47,13 +47,19 @@ class MultiTaskModel(nn.Module):
 
         self.config = config
         self.schema = config.schema
-        self.encoder = encoder if encoder is not None else BertModel(BertConfig(**_bert_fields(config.encoder_config)), add_pooling_layer=False)
+        self.encoder = (
+            encoder
+            if encoder is not None
+            else BertModel(BertConfig(**_bert_fields(config.encoder_config)), add_pooling_layer=False)
+        )
         hidden = self.encoder.config.hidden_size
         self.dropout = nn.Dropout(config.dropout)
         self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, t.n_outputs) for t in self.schema.tasks})
 
     @classmethod
-    def from_pretrained_encoder(cls, encoder_dir: Path, languages: list[str], max_length: int, input_prefix: str, dropout: float = 0.1) -> MultiTaskModel:
+    def from_pretrained_encoder(
+        cls, encoder_dir: Path, languages: list[str], max_length: int, input_prefix: str, dropout: float = 0.1
+    ) -> MultiTaskModel:
         import transformers
         from transformers import BertModel
 
@@ -76,8 +82,14 @@ class MultiTaskModel(nn.Module):
             outputs.append(logits.squeeze(-1) if task.kind == "binary" else logits)
         return tuple(outputs)
 
-    def pooled(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu",
-               progress: str | None = None) -> "np.ndarray":
+    def pooled(
+        self,
+        ids: list[list[int]],
+        pad,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        progress: str | None = None,
+    ) -> np.ndarray:
         """The pooled encoder output (what every head reads) per tokenized text,
         run in length-sorted batches (for speed) and returned in input order.
         ``pad`` turns a list of id lists into (input_ids, attention_mask) arrays
@@ -88,15 +100,25 @@ class MultiTaskModel(nn.Module):
         self.eval()
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.encoder.config.hidden_size), np.float32)
-        with torch.inference_mode(), tqdm(total=len(ids), desc=progress, unit="row", dynamic_ncols=True, disable=progress is None) as bar:
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(ids), desc=progress, unit="row", dynamic_ncols=True, disable=progress is None) as bar,
+        ):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 input_ids, mask = pad([ids[i] for i in idx])
-                out[idx] = self.pool(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)).float().cpu().numpy()
+                out[idx] = (
+                    self.pool(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device))
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
                 bar.update(len(idx))
         return out
 
-    def logits(self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu") -> dict[str, "np.ndarray"]:
+    def logits(
+        self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu"
+    ) -> dict[str, np.ndarray]:
         """Logits per head for tokenized texts, in input order (see :meth:`pooled`)."""
         pooled = torch.from_numpy(self.pooled(ids, pad, batch_size, device)).to(device)
         out = {}

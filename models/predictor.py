@@ -20,7 +20,14 @@ import numpy as np
 from earful.metrics import sigmoid, softmax
 from earful.models.batching import RUN_OVERHEAD_TOKENS, overhead_tokens_from_timings, plan_runs
 from earful.models.bundle import Bundle
-from earful.models.language import has_letters, langdetect_guess, langdetect_languages, linguistic_content, main_script, scripts_of
+from earful.models.language import (
+    has_letters,
+    langdetect_guess,
+    langdetect_languages,
+    linguistic_content,
+    main_script,
+    scripts_of,
+)
 from earful.models.tokenization import TextEncoder, replace_lone_surrogates
 from earful.schema import UNDETERMINED, lang_hint
 
@@ -116,15 +123,21 @@ class Predictor:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(bundle.onnx_path(variant)), options, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=DISABLED_OPTIMIZERS)
+        self.session = ort.InferenceSession(
+            str(bundle.onnx_path(variant)),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
         self.output_names = [t.name for t in self.schema.tasks]
         languages = self.schema.task("lang").labels
         self._head_scripts = scripts_of(languages)
         self._fallback_scripts = scripts_of(langdetect_languages() - set(languages))
 
     @classmethod
-    def load(cls, bundle: str | Path | Bundle | None = None, variant: str = "int8", threads: int | None = None) -> Predictor:
+    def load(
+        cls, bundle: str | Path | Bundle | None = None, variant: str = "int8", threads: int | None = None
+    ) -> Predictor:
         """Load a bundle (verifying its checksums); ``None`` = the shipped default."""
         return cls(bundle if isinstance(bundle, Bundle) else Bundle.load(bundle), variant, threads)
 
@@ -148,14 +161,18 @@ class Predictor:
             n_tokens[todo] = [len(x) for x in ids]
             # At least one run per caller when there are posts enough, so that a call with a few posts uses every core.
             per_run = min(batch_size, -(-len(todo) // self.threads))
-            for chunk, outputs in self._run_all(ids, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)):
+            for chunk, outputs in self._run_all(
+                ids, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)
+            ):
                 rows = todo[chunk]
                 for task, logits in zip(self.schema.tasks, outputs):
                     temp = self.bundle.temperatures[task.name]
                     heads[task.name][rows] = sigmoid(logits, temp) if task.kind == "binary" else softmax(logits, temp)
         for name in self.bundle.untrained_heads:  # their outputs are noise: NaN, as for an empty post
             heads[name][:] = np.nan
-        return Probabilities(heads["complaint_type"], heads["sentiment"], heads["troll"], heads["lang"], truncated, n_tokens, empty)
+        return Probabilities(
+            heads["complaint_type"], heads["sentiment"], heads["troll"], heads["lang"], truncated, n_tokens, empty
+        )
 
     def measure_run_cost(self, repeats: int = 5) -> int:
         """Time runs of two sizes on this machine and plan later runs with the fixed cost they show.
@@ -170,7 +187,9 @@ class Predictor:
         overhead in tokens."""
         feeds = {}
         for posts, width in COST_PROBE_SHAPES:
-            ids = np.full((posts, width), self.encoder.pad_id + 1, dtype=np.int64)  # any id but padding: only the time counts
+            ids = np.full(
+                (posts, width), self.encoder.pad_id + 1, dtype=np.int64
+            )  # any id but padding: only the time counts
             feeds[posts * width] = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         seconds: dict[int, list[float]] = {n: [] for n in feeds}
         for attempt in range(repeats + 1):  # the first round warms up and is not counted
@@ -226,7 +245,9 @@ class Predictor:
             return LanguageResult(languages[best], confidence, "model")
         return LanguageResult(UNDETERMINED, confidence, "rule")
 
-    def predict(self, texts: list[str], lang_hints: list[str | None] | None = None, batch_size: int = 64) -> list[Prediction]:
+    def predict(
+        self, texts: list[str], lang_hints: list[str | None] | None = None, batch_size: int = 64
+    ) -> list[Prediction]:
         """One :class:`Prediction` per text, in order.
 
         Batching does not change results: fp32 agrees with one-by-one calls to
@@ -250,16 +271,18 @@ class Predictor:
                 out.append(Prediction(LabelScore(None), LabelScore(None), None, None, lang, False, 0, "empty"))
                 continue
             troll = None if np.isnan(probs.troll[i]) else round(float(probs.troll[i]), 6)
-            out.append(Prediction(
-                complaint_type=_label_score(ct_labels, probs.complaint_type[i]),
-                sentiment=_label_score(sent_labels, probs.sentiment[i]),
-                troll=troll,
-                # the reported probability decides: the two never disagree
-                is_troll=None if troll is None else troll >= self.bundle.troll_threshold,
-                lang=self.decide_language(text, probs.lang[i], hint),
-                truncated=bool(probs.truncated[i]),
-                n_tokens=int(probs.n_tokens[i]),
-            ))
+            out.append(
+                Prediction(
+                    complaint_type=_label_score(ct_labels, probs.complaint_type[i]),
+                    sentiment=_label_score(sent_labels, probs.sentiment[i]),
+                    troll=troll,
+                    # the reported probability decides: the two never disagree
+                    is_troll=None if troll is None else troll >= self.bundle.troll_threshold,
+                    lang=self.decide_language(text, probs.lang[i], hint),
+                    truncated=bool(probs.truncated[i]),
+                    n_tokens=int(probs.n_tokens[i]),
+                )
+            )
         return out
 
 

@@ -21,5 +21,7 @@ def probe_session(model, names: list[str]):
     probe.CopyFrom(model)
     types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
     known = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None) for n in names if n not in known)
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None) for n in names if n not in known
+    )
     return ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])

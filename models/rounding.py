@@ -74,7 +74,7 @@ def gptq(w: np.ndarray, h: np.ndarray, damping: float = DAMPING, block: int = BL
             q = np.clip(np.round(w[i] / scale), -LEVELS, LEVELS)
             levels[i] = q
             e = (w[i] - q * scale) / u[i, i]
-            w[i + 1:b1] -= np.outer(u[i, i + 1:b1], e)
+            w[i + 1 : b1] -= np.outer(u[i, i + 1 : b1], e)
             errors[i - b0] = e
         w[b1:] -= u[b0:b1, b1:].T @ errors
     return levels[np.argsort(order)], scale
@@ -89,5 +89,7 @@ def round_weights(path: Path, batches: list[tuple[np.ndarray, np.ndarray]]) -> d
     model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
     hessians = input_hessians(model, batches)
-    return {node.input[1]: gptq(numpy_helper.to_array(inits[node.input[1]]), hessians[node.input[0]])
-            for node in weighted_matmuls(model)}
+    return {
+        node.input[1]: gptq(numpy_helper.to_array(inits[node.input[1]]), hessians[node.input[0]])
+        for node in weighted_matmuls(model)
+    }

@@ -33,7 +33,11 @@ def weighted_matmuls(model) -> list:
     """The MatMul nodes whose second input is a constant 2-D weight: the ones
     int8 quantizes (and smoothing rescales)."""
     inits = {i.name: i for i in model.graph.initializer}
-    return [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2]
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2
+    ]
 
 
 def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]):
@@ -44,7 +48,10 @@ def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, n
     for input_ids, mask in batches:
         tokens = mask.astype(bool)
         values = sess.run(names, {"input_ids": input_ids, "attention_mask": mask})
-        yield {name: x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1]) for name, x in zip(names, values)}
+        yield {
+            name: x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1])
+            for name, x in zip(names, values)
+        }
 
 
 def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

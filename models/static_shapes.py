@@ -51,9 +51,16 @@ def static_reshapes(src: Path, dst: Path) -> int:
     from onnx import numpy_helper
 
     model = onnx.load(str(src))
-    constant = {i.name for i in model.graph.initializer} | {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
-    reshapes = [n for n in model.graph.node if n.op_type == "Reshape" and n.input[1] not in constant
-                and not any(a.name == "allowzero" and a.i for a in n.attribute)]
+    constant = {i.name for i in model.graph.initializer} | {
+        n.output[0] for n in model.graph.node if n.op_type == "Constant"
+    }
+    reshapes = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Reshape"
+        and n.input[1] not in constant
+        and not any(a.name == "allowzero" and a.i for a in n.attribute)
+    ]
     if not reshapes:
         onnx.save(model, str(dst))
         return 0

@@ -88,8 +88,10 @@ def fit_threshold(bundle: Bundle, files: list[str | Path], variant: str = "int8"
     texts, y = troll_rows(files)
     trolls = int(y.sum())
     if min(trolls, len(y) - trolls) < MIN_ROWS_PER_CLASS:
-        raise ThresholdError(f"{len(y)} troll-labelled rows in {', '.join(map(str, files)) or 'no files'} "
-                             f"({trolls} trolls): need at least {MIN_ROWS_PER_CLASS} of each class to choose a threshold")
+        raise ThresholdError(
+            f"{len(y)} troll-labelled rows in {', '.join(map(str, files)) or 'no files'} "
+            f"({trolls} trolls): need at least {MIN_ROWS_PER_CLASS} of each class to choose a threshold"
+        )
     p = Predictor(bundle, variant).probabilities(texts, batch_size).troll
     threshold, score = best_threshold(y, p)
     at_half = macro_f1(y, (p >= DEFAULT_TROLL_THRESHOLD).astype(int), 2)
@@ -97,15 +99,17 @@ def fit_threshold(bundle: Bundle, files: list[str | Path], variant: str = "int8"
 
 
 def _card_section(fit: ThresholdFit) -> str:
-    return "\n".join([
-        CARD_HEADING,
-        f"- A post is flagged as trolling (`is_troll`) when its troll probability is at least **{fit.threshold:.2f}**; "
-        "the probability itself is calibrated and returned unchanged.",
-        f"- Chosen to maximise macro-F1 on {fit.rows:,} troll-labelled validation rows ({fit.trolls:,} trolls) of "
-        f"{len(fit.files)} files pooled, with this bundle's {fit.variant} model: macro-F1 {fit.macro_f1:.3f} there, "
-        f"against {fit.macro_f1_at_half:.3f} at 0.5 (`earful threshold`).",
-        "",
-    ])
+    return "\n".join(
+        [
+            CARD_HEADING,
+            f"- A post is flagged as trolling (`is_troll`) when its troll probability is at least **{fit.threshold:.2f}**; "
+            "the probability itself is calibrated and returned unchanged.",
+            f"- Chosen to maximise macro-F1 on {fit.rows:,} troll-labelled validation rows ({fit.trolls:,} trolls) of "
+            f"{len(fit.files)} files pooled, with this bundle's {fit.variant} model: macro-F1 {fit.macro_f1:.3f} there, "
+            f"against {fit.macro_f1_at_half:.3f} at 0.5 (`earful threshold`).",
+            "",
+        ]
+    )
 
 
 def _with_card_section(card: str, section: str) -> str:
@@ -114,11 +118,11 @@ def _with_card_section(card: str, section: str) -> str:
     if CARD_HEADING in card:
         start = card.index(CARD_HEADING)
         end = card.find("\n## ", start)
-        return card[:start] + section + (card[end + 1:] if end >= 0 else "")
+        return card[:start] + section + (card[end + 1 :] if end >= 0 else "")
     for heading in ("## Export parity", "## Evaluation on validation data"):
         at = card.find("\n" + heading)
         if at >= 0:
-            return card[:at + 1] + section + "\n" + card[at + 1:]
+            return card[: at + 1] + section + "\n" + card[at + 1 :]
     return card.rstrip("\n") + "\n\n" + section
 
 

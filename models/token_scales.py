@@ -37,8 +37,10 @@ ZERO_POINT = 128
 #: Where ``export_parity`` in metrics.json records the rewrite.
 METRICS_KEY = "int8_activation_scales"
 METHOD = "per token, symmetric; the MatMuls kept out of dynamic quantization too; the heads' input in float"
-CARD_LINE = ("- int8 activations quantized with one scale per token (the heads run their int8 weights in float), so a "
-             "post's result does not depend on its batch.")
+CARD_LINE = (
+    "- int8 activations quantized with one scale per token (the heads run their int8 weights in float), so a "
+    "post's result does not depend on its batch."
+)
 
 
 def graph_index(graph) -> tuple[dict, dict, dict[str, list]]:
@@ -88,6 +90,7 @@ def per_token_activations(src: Path, dst: Path) -> int:
         helper.make_node("Cast", [one + "_mask"], [one + "_float"], name=one + "_float", to=TensorProto.FLOAT),
         helper.make_node("Max", [one + "_float", constant(one + "_floor", np.array(1, np.float32))], [one], name=one),
     ]
+
     def quantize_rows(x: str, q: str, scale: str, p: str, width: int) -> list:
         """Nodes that quantize ``x`` (rows of ``width`` channels) to ``q``, one ``scale`` per row ([..., 1])."""
         return [
@@ -97,14 +100,25 @@ def per_token_activations(src: Path, dst: Path) -> int:
             helper.make_node("Max", [p + "_max", p + "_neg_min", tiny], [p + "_range"], name=p + "_range"),
             helper.make_node("Mul", [p + "_range", inv_levels], [scale], name=p + "_scale"),
             # QuantizeLinear takes one scale per index of one axis: rows flattened to [rows, width], scales to [rows].
-            helper.make_node("Reshape", [x, constant(p + "_width", np.array([-1, width], np.int64))], [p + "_rows"],
-                             name=p + "_rows"),
+            helper.make_node(
+                "Reshape", [x, constant(p + "_width", np.array([-1, width], np.int64))], [p + "_rows"], name=p + "_rows"
+            ),
             helper.make_node("Reshape", [scale, flat], [p + "_row_scale"], name=p + "_row_scale"),
             helper.make_node("Shape", [p + "_row_scale"], [p + "_count"], name=p + "_count"),
-            helper.make_node("ConstantOfShape", [p + "_count"], [p + "_row_zero"], name=p + "_row_zero",
-                             value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT])),
-            helper.make_node("QuantizeLinear", [p + "_rows", p + "_row_scale", p + "_row_zero"], [p + "_quantized"],
-                             name=p + "_quantize", axis=0),
+            helper.make_node(
+                "ConstantOfShape",
+                [p + "_count"],
+                [p + "_row_zero"],
+                name=p + "_row_zero",
+                value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT]),
+            ),
+            helper.make_node(
+                "QuantizeLinear",
+                [p + "_rows", p + "_row_scale", p + "_row_zero"],
+                [p + "_quantized"],
+                name=p + "_quantize",
+                axis=0,
+            ),
             helper.make_node("Shape", [x], [p + "_shape"], name=p + "_shape"),
             helper.make_node("Reshape", [p + "_quantized", p + "_shape"], [q], name=p + "_unflatten"),
         ]
@@ -130,17 +144,21 @@ def per_token_activations(src: Path, dst: Path) -> int:
                 # (onnxruntime adds its zeros in another order); quantized again, that bit can move a level and
                 # a probability by a few 1e-4. The heads are a sliver of the work: their int8 weights run in float.
                 levels, zero = (numpy_helper.to_array(inits[n]).astype(np.float32) for n in matmul.input[1::2])
-                weight = constant(matmul.name + "_float_weight",
-                                  ((levels - zero) * numpy_helper.to_array(inits[scales.input[1]])).astype(np.float32))
-                replace[output.name] = [helper.make_node("MatMul", [x, weight], list(output.output),
-                                                         name=matmul.name + "_float")]
+                weight = constant(
+                    matmul.name + "_float_weight",
+                    ((levels - zero) * numpy_helper.to_array(inits[scales.input[1]])).astype(np.float32),
+                )
+                replace[output.name] = [
+                    helper.make_node("MatMul", [x, weight], list(output.output), name=matmul.name + "_float")
+                ]
                 drop |= {matmul.name, cast.name, scales.name}
                 continue
             scales.input[0] = one
             scaled = output.output[0]
             output.output[0] = scaled + "_per_channel"
-            follow[output.name] = helper.make_node("Mul", [output.output[0], scale], [scaled],
-                                                   name=output.name + "_per_token")
+            follow[output.name] = helper.make_node(
+                "Mul", [output.output[0], scale], [scaled], name=output.name + "_per_token"
+            )
         if per_post:
             drop.add(node.name)
             continue
@@ -149,8 +167,14 @@ def per_token_activations(src: Path, dst: Path) -> int:
     # MatMuls kept out of dynamic quantization (int8 weights before a float MatMul, see export.quantize_int8):
     # with a scale per token an outlier token no longer squeezes the others, and onnxruntime's MatMulNBits,
     # which ran them, cost about 3x an int8 MatMul; they take the per-token path too.
-    for dequantize in [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
-                       and len(inits[n.input[0]].dims) == 2 and len(readers.get(n.output[0], [])) == 1]:
+    for dequantize in [
+        n
+        for n in graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in inits
+        and len(inits[n.input[0]].dims) == 2
+        and len(readers.get(n.output[0], [])) == 1
+    ]:
         [matmul] = readers[dequantize.output[0]]
         if matmul.op_type != "MatMul" or matmul.input[1] != dequantize.output[0]:
             continue
@@ -158,12 +182,17 @@ def per_token_activations(src: Path, dst: Path) -> int:
         p = matmul.name + "_per_token"
         x, q, scale = matmul.input[0], p + "_quantized_rows", p + "_scale"
         replace[matmul.name] = quantize_rows(x, q, scale, p, inits[levels].dims[0]) + [
-            helper.make_node("MatMulInteger", [q, levels, constant(p + "_zero", np.array(ZERO_POINT, np.uint8)),
-                                               channel_zero], [p + "_int32"], name=p + "_matmul"),
+            helper.make_node(
+                "MatMulInteger",
+                [q, levels, constant(p + "_zero", np.array(ZERO_POINT, np.uint8)), channel_zero],
+                [p + "_int32"],
+                name=p + "_matmul",
+            ),
             helper.make_node("Cast", [p + "_int32"], [p + "_float"], name=p + "_cast", to=TensorProto.FLOAT),
             helper.make_node("Mul", [one, channel_scale], [p + "_channel_scales"], name=p + "_channel_scales"),
-            helper.make_node("Mul", [p + "_float", p + "_channel_scales"], [p + "_per_channel"],
-                             name=p + "_per_channel"),
+            helper.make_node(
+                "Mul", [p + "_float", p + "_channel_scales"], [p + "_per_channel"], name=p + "_per_channel"
+            ),
             helper.make_node("Mul", [p + "_per_channel", scale], list(matmul.output), name=p + "_rescale"),
         ]
         drop.add(dequantize.name)
@@ -219,13 +248,18 @@ def rewrite_bundle(directory: str | Path, version: str, validation: list[str | P
             raise ValueError(f"bundle {directory}: its int8 model already quantizes activations per token")
         metrics = json.loads((work / "metrics.json").read_text()) if (work / "metrics.json").exists() else {}
         metrics.setdefault("export_parity", {})[METRICS_KEY] = {
-            "method": METHOD, "activations": count, "rewritten_from": f"{before.name} {before.version}",
-            "note": "export parity figures were measured on the graph before this rewrite (same weights)"}
+            "method": METHOD,
+            "activations": count,
+            "rewritten_from": f"{before.name} {before.version}",
+            "note": "export parity figures were measured on the graph before this rewrite (same weights)",
+        }
         (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
         card = work / "MODEL_CARD.md"
         if card.exists():
-            line = (f"{CARD_LINE} Rewritten from {before.name} {before.version}'s graph (same weights); the int8 "
-                    "figure above was measured before.")
+            line = (
+                f"{CARD_LINE} Rewritten from {before.name} {before.version}'s graph (same weights); the int8 "
+                "figure above was measured before."
+            )
             card.write_text(_card_with_line(card.read_text(), line))
         write_manifest(work)
         files = list(validation) if validation else training_validation_files(before)
@@ -244,8 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Rewrite a bundle's int8 model with one activation scale per token.")
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--version", required=True, help="the rewritten bundle's version")
-    parser.add_argument("--validation", nargs="+", help="troll-labelled files to choose the troll threshold on "
-                                                        "(default: the validation files training used)")
+    parser.add_argument(
+        "--validation",
+        nargs="+",
+        help="troll-labelled files to choose the troll threshold on (default: the validation files training used)",
+    )
     args = parser.parse_args(argv)
     count = rewrite_bundle(args.bundle, args.version, args.validation)
     print(f"{args.bundle}: {count} activations rewritten ({METHOD}); version {args.version}")

@@ -58,7 +58,9 @@ def piece_counts(tokenizer_file: Path, texts: Iterable[str], prefix: str = "", b
 def plan_trim(tokenizer_file: Path, counts: Counter, max_pieces: int) -> TrimPlan:
     """Keep the special tokens and the ``max_pieces`` most used pieces (ties by id)."""
     vocab_size = Tokenizer.from_file(str(tokenizer_file)).get_vocab_size()
-    used = sorted((i for i in counts if i >= N_SPECIAL), key=lambda i: (-counts[i], i))[: max(0, max_pieces - N_SPECIAL)]
+    used = sorted((i for i in counts if i >= N_SPECIAL), key=lambda i: (-counts[i], i))[
+        : max(0, max_pieces - N_SPECIAL)
+    ]
     keep = np.array(list(range(N_SPECIAL)) + sorted(used), dtype=np.int64)
     return TrimPlan(keep=keep, pieces_before=vocab_size)
 
@@ -102,7 +104,9 @@ def identical_tokenization(tokenizer_file: Path, trimmed_json: str, texts: list[
     return same / len(texts)
 
 
-def trim_encoder_folder(src: Path, out: Path, corpus: list[str], held_out: list[str], max_pieces: int, prefix: str = "") -> dict:
+def trim_encoder_folder(
+    src: Path, out: Path, corpus: list[str], held_out: list[str], max_pieces: int, prefix: str = ""
+) -> dict:
     """Write a copy of the transformers encoder folder ``src`` to ``out`` with the
     vocabulary cut to the ``max_pieces`` pieces ``corpus`` uses most.
 
@@ -131,8 +135,13 @@ def trim_encoder_folder(src: Path, out: Path, corpus: list[str], held_out: list[
     for extra in ("tokenizer_config.json", "source.json"):
         if (src / extra).exists():
             (out / extra).write_bytes((src / extra).read_bytes())
-    report = {"source": str(src), "pieces_before": plan.pieces_before, "pieces_after": plan.pieces_after,
-              "corpus_texts": len(corpus), "held_out_texts": len(held_out),
-              "held_out_identical_tokenization": identical_tokenization(tokenizer_file, trimmed_json, held_out, prefix)}
+    report = {
+        "source": str(src),
+        "pieces_before": plan.pieces_before,
+        "pieces_after": plan.pieces_after,
+        "corpus_texts": len(corpus),
+        "held_out_texts": len(held_out),
+        "held_out_identical_tokenization": identical_tokenization(tokenizer_file, trimmed_json, held_out, prefix),
+    }
     (out / "trim.json").write_text(json.dumps(report, indent=2))
     return report

@@ -19,13 +19,17 @@ from earful.schema import lang_hint
 class Post(BaseModel):
     text: str = Field(description="The post's text.")
     id: str | None = Field(default=None, description="Your id for the post, echoed back.")
-    lang: str | None = Field(default=None, description="Optional ISO 639-1 language hint (case-insensitive); reported as "
-                             "the language when given.")
+    lang: str | None = Field(
+        default=None,
+        description="Optional ISO 639-1 language hint (case-insensitive); reported as the language when given.",
+    )
 
 
 class LabelScores(BaseModel):
-    label: str | None = Field(description="The most probable label; null for empty posts and for a head the model "
-                              "was not trained for (then probabilities is empty).")
+    label: str | None = Field(
+        description="The most probable label; null for empty posts and for a head the model "
+        "was not trained for (then probabilities is empty)."
+    )
     probabilities: dict[str, float] = Field(description="Calibrated probability per label.")
 
 
@@ -39,10 +43,14 @@ class PostResult(BaseModel):
     id: str | None
     complaint_type: LabelScores
     sentiment: LabelScores
-    troll: float | None = Field(description="Calibrated probability that the post is trolling; null for empty posts and "
-                                "when the model's troll head is untrained.")
-    is_troll: bool | None = Field(description="The troll probability reached the model's decision threshold (chosen on "
-                                  "validation data, see the model card); null where troll is.")
+    troll: float | None = Field(
+        description="Calibrated probability that the post is trolling; null for empty posts and "
+        "when the model's troll head is untrained."
+    )
+    is_troll: bool | None = Field(
+        description="The troll probability reached the model's decision threshold (chosen on "
+        "validation data, see the model card); null where troll is."
+    )
     lang: Language
     truncated: bool = Field(description="The post exceeded the model's input length; only its start was read.")
     n_tokens: int
@@ -88,7 +96,7 @@ def check_request(body: bytes, max_posts: int, max_chars: int) -> CheckedRequest
     except json.JSONDecodeError as e:
         raise ClientError(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
-        raise ClientError(400, "JSON nested too deeply; send {\"posts\": [{\"text\": \"...\"}]}") from None
+        raise ClientError(400, 'JSON nested too deeply; send {"posts": [{"text": "..."}]}') from None
     if not isinstance(data, dict) or "posts" not in data:
         raise ClientError(400, 'the body must be a JSON object with a "posts" list')
     posts = data["posts"]

@@ -18,11 +18,14 @@ __all__ = ["openapi_document", "swagger_page"]
 
 DESCRIPTION = (
     "Complaint type, sentiment, language and troll likelihood for each social post. "
-    "`POST /classify` with `{\"posts\": [{\"text\": \"...\"}]}`. When the service has an API key, every path but "
+    '`POST /classify` with `{"posts": [{"text": "..."}]}`. When the service has an API key, every path but '
     "the health probes needs `Authorization: Bearer <key>`."
 )
-ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string", "description": "What is wrong, and where."}},
-                "required": ["error"]}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string", "description": "What is wrong, and where."}},
+    "required": ["error"],
+}
 TAGS = {"Service APIs": "Classify posts.", "Infrastructure": "Health probes and Prometheus metrics."}
 #: The answers the guard adds, with what each means for a client.
 ERROR_RESPONSES = {
@@ -36,25 +39,36 @@ ERROR_RESPONSES = {
 def openapi_document(spec: dict, version: str, model: dict) -> dict:
     """BentoML's OpenAPI document, describing earful: its name and version, the response envelope of /classify,
     the bearer scheme and the error answers."""
-    spec["info"] = {"title": "earful", "version": version,
-                    "description": f"{DESCRIPTION}\n\nModel: {model['name']} {model['version']}."}
+    spec["info"] = {
+        "title": "earful",
+        "version": version,
+        "description": f"{DESCRIPTION}\n\nModel: {model['name']} {model['version']}.",
+    }
     schema = ClassifyResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(schema.pop("$defs", {}))
     schemas["ClassifyResponse"] = schema
     schemas["Error"] = ERROR_SCHEMA
-    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
-                                                "description": "The service's API key (EARFUL_API_KEY or --api-key-file)."}}
+    components["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The service's API key (EARFUL_API_KEY or --api-key-file).",
+        }
+    }
     for tag in spec.get("tags", []):
         tag["description"] = TAGS.get(tag.get("name"), tag.get("description", ""))
     op = spec.get("paths", {}).get("/classify", {}).get("post", {})
     responses = op.setdefault("responses", {})
     responses.setdefault("200", {}).setdefault("content", {})["application/json"] = {
-        "schema": {"$ref": "#/components/schemas/ClassifyResponse"}}
+        "schema": {"$ref": "#/components/schemas/ClassifyResponse"}
+    }
     for status, meaning in ERROR_RESPONSES.items():
-        responses[status] = {"description": meaning,
-                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[status] = {
+            "description": meaning,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
     op["security"] = [{"bearer": []}, {}]
     return spec

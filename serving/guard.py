@@ -60,8 +60,16 @@ def known_paths() -> frozenset[str]:
     from bentoml._internal import server
 
     static = Path(server.__file__).parent / "static_content"
-    return frozenset({"/", "/docs.json", "/classify", "/metrics", *OPEN_PATHS,
-                      *(f"/static_content/{p.name}" for p in static.iterdir())})
+    return frozenset(
+        {
+            "/",
+            "/docs.json",
+            "/classify",
+            "/metrics",
+            *OPEN_PATHS,
+            *(f"/static_content/{p.name}" for p in static.iterdir()),
+        }
+    )
 
 
 def bound_metric_paths(known: frozenset[str]) -> None:
@@ -119,8 +127,9 @@ class _Buffered:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _send(send, status: int, body: bytes, content_type: bytes,
-                extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send(
+    send, status: int, body: bytes, content_type: bytes, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
     await send({"type": "http.response.body", "body": body})
@@ -181,7 +190,9 @@ class Guard:
         buffered = _Buffered()
         await self.app({**scope, "headers": headers}, replay, buffered)
         if buffered.start["status"] == 200:
-            return await buffered.replay(send, b'{"results":' + b"".join(buffered.chunks) + b',"model":' + self.model_info + b"}")
+            return await buffered.replay(
+                send, b'{"results":' + b"".join(buffered.chunks) + b',"model":' + self.model_info + b"}"
+            )
         return await buffered.replay(send)
 
     async def _openapi(self, scope, receive, send) -> None:
@@ -211,11 +222,17 @@ class Guard:
 
         try:
             if not self._authorized(scope):
-                return await _send_json(send_logged, 401, {"error": "missing or invalid API key: send Authorization: Bearer <key>"},
-                                        [(b"www-authenticate", b'Bearer realm="earful"')])
+                return await _send_json(
+                    send_logged,
+                    401,
+                    {"error": "missing or invalid API key: send Authorization: Bearer <key>"},
+                    [(b"www-authenticate", b'Bearer realm="earful"')],
+                )
             if scope["path"] == "/classify" and scope["method"] == "POST":
                 if self.in_flight >= self.config.max_concurrency:
-                    return await _send_json(send_logged, 503, {"error": f"overloaded: {self.in_flight} requests in flight; retry shortly"})
+                    return await _send_json(
+                        send_logged, 503, {"error": f"overloaded: {self.in_flight} requests in flight; retry shortly"}
+                    )
                 self.in_flight += 1
                 try:
                     return await self._classify(scope, receive, send_logged, record)
@@ -228,12 +245,31 @@ class Guard:
             return await self.app(scope, receive, send_logged)
         except Exception as e:  # a bug, not the client's doing: answer, and log where without the request's content
             frame = traceback.extract_tb(e.__traceback__)[-1]
-            log.error(json.dumps({"event": "internal_error", "path": scope["path"], "error": type(e).__name__,
-                                  "at": f"{frame.filename}:{frame.lineno}", "worker": os.getpid()}))
+            log.error(
+                json.dumps(
+                    {
+                        "event": "internal_error",
+                        "path": scope["path"],
+                        "error": type(e).__name__,
+                        "at": f"{frame.filename}:{frame.lineno}",
+                        "worker": os.getpid(),
+                    }
+                )
+            )
             if record["status"] == 0:
                 await _send_json(send_logged, 500, {"error": "internal error; the server log has the details"})
         finally:
             if scope["path"] not in OPEN_PATHS and scope["path"] != "/metrics":
-                log.info(json.dumps({"event": "request", "method": scope["method"], "path": scope["path"], "status": record["status"],
-                                     "ms": round((time.perf_counter() - started) * 1000, 1), "posts": record["posts"],
-                                     "worker": os.getpid()}))
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "request",
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": record["status"],
+                            "ms": round((time.perf_counter() - started) * 1000, 1),
+                            "posts": record["posts"],
+                            "worker": os.getpid(),
+                        }
+                    )
+                )

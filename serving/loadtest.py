@@ -81,8 +81,14 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return status, body, headers.get(b"connection") == b"close"
 
 
-async def _level(url: str, texts: list[str], clients: int, requests: int, time_limit: float,
-                 timeline: list[tuple[float, int]] | None = None) -> dict:
+async def _level(
+    url: str,
+    texts: list[str],
+    clients: int,
+    requests: int,
+    time_limit: float,
+    timeline: list[tuple[float, int]] | None = None,
+) -> dict:
     """``clients`` keep-alive connections sending single-post requests until
     ``requests`` are done or ``time_limit`` passes; ``timeline`` gets (seconds
     from the start, status) of every answer.
@@ -95,8 +101,10 @@ async def _level(url: str, texts: list[str], clients: int, requests: int, time_l
     envelope."""
     parsed = urllib.parse.urlsplit(url)
     host, port = parsed.hostname, parsed.port or 80
-    head = (f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            "Content-Length: %d\r\n\r\n").encode()
+    head = (
+        f"POST {parsed.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        "Content-Length: %d\r\n\r\n"
+    ).encode()
     encoded = [json.dumps(t).encode() for t in texts]
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -134,11 +142,22 @@ async def _level(url: str, texts: list[str], clients: int, requests: int, time_l
     await asyncio.gather(*(client() for _ in range(clients)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     ok = codes.get(200, 0) - malformed
-    ms = {f"p{str(q).replace('.', '')}_ms": round(1000 * float(np.percentile(latencies, q)), 1)
-          for q in (50, 90, 99, 99.9)}
-    return {"clients": clients, "requests": len(latencies), "ok": ok, "codes": codes, "malformed": malformed, "seconds": round(wall, 2),
-            "throughput_rps": round(ok / wall, 1), **ms, "max_ms": round(1000 * max(latencies), 1),
-            "client_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 3)}
+    ms = {
+        f"p{str(q).replace('.', '')}_ms": round(1000 * float(np.percentile(latencies, q)), 1)
+        for q in (50, 90, 99, 99.9)
+    }
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "ok": ok,
+        "codes": codes,
+        "malformed": malformed,
+        "seconds": round(wall, 2),
+        "throughput_rps": round(ok / wall, 1),
+        **ms,
+        "max_ms": round(1000 * max(latencies), 1),
+        "client_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 3),
+    }
 
 
 @contextlib.contextmanager
@@ -154,8 +173,9 @@ def _serving(bundle: str | None, log_path: Path, texts: list[str]):
     port = _free_port()
     cmd = [sys.executable, "-m", "earful.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd + (["--bundle", bundle] if bundle else []), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd + (["--bundle", bundle] if bundle else []), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             for _ in range(180):
                 try:
@@ -173,7 +193,9 @@ def _serving(bundle: str | None, log_path: Path, texts: list[str]):
             proc.wait(timeout=30)
 
 
-def _service_round(bundle: str | None, texts: list[str], log_path: Path, requests: int, time_limit: float) -> list[dict]:
+def _service_round(
+    bundle: str | None, texts: list[str], log_path: Path, requests: int, time_limit: float
+) -> list[dict]:
     """Start the real service, run every concurrency level once, stop it."""
     import uvloop
 
@@ -232,15 +254,30 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
         after = offline_throughput(predictor, texts)
         at32 = next(level for level in levels if level["clients"] == 32)
         offline = (before + after) / 2
-        results.append({"round": r + 1, "offline_posts_per_s": round(offline, 1), "offline_before_after": [round(before, 1), round(after, 1)],
-                        "service_run_overhead_tokens": _logged_overheads(out / f"service.{r + 1}.log"),
-                        "levels": levels, "fraction_at_32_clients": round(at32["throughput_rps"] / offline, 3)})
+        results.append(
+            {
+                "round": r + 1,
+                "offline_posts_per_s": round(offline, 1),
+                "offline_before_after": [round(before, 1), round(after, 1)],
+                "service_run_overhead_tokens": _logged_overheads(out / f"service.{r + 1}.log"),
+                "levels": levels,
+                "fraction_at_32_clients": round(at32["throughput_rps"] / offline, 3),
+            }
+        )
     fractions = [x["fraction_at_32_clients"] for x in results]
     median = sorted(results, key=lambda x: x["fraction_at_32_clients"])[len(results) // 2]
-    result = {"rounds": results, "median_round": median["round"], "fraction_at_32_clients": median["fraction_at_32_clients"],
-              "fraction_range": [min(fractions), max(fractions)], "posts_per_request": 1, "cores": os.cpu_count(), "machine": machine(),
-              "offline_run_overhead_tokens": overhead,
-              "workers": os.environ.get("EARFUL_WORKERS", "default"), "threads": os.environ.get("EARFUL_THREADS", "default")}
+    result = {
+        "rounds": results,
+        "median_round": median["round"],
+        "fraction_at_32_clients": median["fraction_at_32_clients"],
+        "fraction_range": [min(fractions), max(fractions)],
+        "posts_per_request": 1,
+        "cores": os.cpu_count(),
+        "machine": machine(),
+        "offline_run_overhead_tokens": overhead,
+        "workers": os.environ.get("EARFUL_WORKERS", "default"),
+        "threads": os.environ.get("EARFUL_THREADS", "default"),
+    }
     (out / "loadtest.json").write_text(json.dumps(result, indent=2))
     (out / "loadtest.md").write_text(_markdown(result))
     return result
@@ -248,20 +285,29 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
 
 def _markdown(result: dict) -> str:
     median = next(x for x in result["rounds"] if x["round"] == result["median_round"])
-    lines = [f"Median of {len(result['rounds'])} rounds (round {median['round']}), on {result['machine']}:", "",
-             "| clients | requests | req/s | req/s, all rounds | p50 ms | p99 ms | status codes | client CPU ms/request |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Median of {len(result['rounds'])} rounds (round {median['round']}), on {result['machine']}:",
+        "",
+        "| clients | requests | req/s | req/s, all rounds | p50 ms | p99 ms | status codes | client CPU ms/request |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, v in enumerate(median["levels"]):
         every = " / ".join(str(x["levels"][i]["throughput_rps"]) for x in result["rounds"])
-        lines.append(f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | {v['codes']} "
-                     f"| {v['client_cpu_ms_per_request']} |")
+        lines.append(
+            f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | {v['codes']} "
+            f"| {v['client_cpu_ms_per_request']} |"
+        )
     lo, hi = result["fraction_range"]
     before, after = median["offline_before_after"]
-    lines += ["", f"Offline predictor on the same posts (one process, every core, all posts in one call): {median['offline_posts_per_s']:.1f} "
-                  f"posts/s in that round (mean of {before:.1f} before and {after:.1f} after the service ran). The service at 32 "
-                  f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%).", "",
-              f"A run's fixed cost as measured at start-up, in padded tokens: {result['offline_run_overhead_tokens']} offline, "
-              f"{median['service_run_overhead_tokens']} in the service's workers in that round."]
+    lines += [
+        "",
+        f"Offline predictor on the same posts (one process, every core, all posts in one call): {median['offline_posts_per_s']:.1f} "
+        f"posts/s in that round (mean of {before:.1f} before and {after:.1f} after the service ran). The service at 32 "
+        f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%).",
+        "",
+        f"A run's fixed cost as measured at start-up, in padded tokens: {result['offline_run_overhead_tokens']} offline, "
+        f"{median['service_run_overhead_tokens']} in the service's workers in that round.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -279,8 +325,9 @@ def _log_summary(log_path: Path) -> dict:
     return {"error_lines": errors, "classify_statuses": statuses}
 
 
-def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: float, max_requests: int,
-         command: str) -> dict:
+def soak(
+    bundle: str | None, out: Path, n_posts: int, clients: int, seconds: float, max_requests: int, command: str
+) -> dict:
     """One long level against a freshly started service: every answer's status, per minute too."""
     import uvloop
 
@@ -288,7 +335,7 @@ def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: flo
 
     texts = sample_posts(sorted(glob.glob("data/validation/*.csv.gz")), n_posts)
     timeline: list[tuple[float, int]] = []
-    began = datetime.datetime.now(datetime.timezone.utc)
+    began = datetime.datetime.now(datetime.UTC)
     with _serving(bundle, out / "service.soak.log", texts) as url:
         level = uvloop.run(_level(url, texts, clients, max_requests, seconds, timeline))
     minutes: dict[int, dict[int, int]] = {}
@@ -296,16 +343,25 @@ def soak(bundle: str | None, out: Path, n_posts: int, clients: int, seconds: flo
     for at, status in timeline:
         minute = minutes.setdefault(min(int(at // 60), last), {})
         minute[status] = minute.get(status, 0) + 1
-    result = {"command": command, "started_utc": began.isoformat(timespec="seconds"),
-              "ended_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(), "bundle": bundle or "models/default", "posts_per_request": 1,
-              "distinct_posts": len(texts),
-              "time_limit_s": seconds, "max_requests": max_requests, **level,
-              "server_errors": sum(n for code, n in level["codes"].items() if int(code) >= 500),
-              "per_minute": [{"minute": m + 1, "codes": codes, "requests_per_s": round(sum(codes.values()) / span, 1)}
-                             for m, codes in sorted(minutes.items())
-                             for span in [level["seconds"] - 60 * m if m == max(minutes) else 60]],
-              "service_log": _log_summary(out / "service.soak.log")}
+    result = {
+        "command": command,
+        "started_utc": began.isoformat(timespec="seconds"),
+        "ended_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "bundle": bundle or "models/default",
+        "posts_per_request": 1,
+        "distinct_posts": len(texts),
+        "time_limit_s": seconds,
+        "max_requests": max_requests,
+        **level,
+        "server_errors": sum(n for code, n in level["codes"].items() if int(code) >= 500),
+        "per_minute": [
+            {"minute": m + 1, "codes": codes, "requests_per_s": round(sum(codes.values()) / span, 1)}
+            for m, codes in sorted(minutes.items())
+            for span in [level["seconds"] - 60 * m if m == max(minutes) else 60]
+        ],
+        "service_log": _log_summary(out / "service.soak.log"),
+    }
     (out / "soak.json").write_text(json.dumps(result, indent=2))
     (out / "soak.md").write_text(soak_markdown(result))
     return result
@@ -318,21 +374,26 @@ def _codes(codes: dict) -> str:
 def soak_markdown(result: dict, title: str = "Soak") -> str:
     """The soak's figures as a Markdown section headed ``title``, from its JSON."""
     r = result
-    said = [f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; the service started by the "
-            f"script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings and warmed up by 64 requests, "
-            f"then {r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
-            f"posts from data/validation), bounded by {r['time_limit_s']:g} s and {r['max_requests']} requests.",
-            "Per minute (requests/s; statuses): "
-            + "; ".join(f"{m['minute']}: {m['requests_per_s']} ({_codes(m['codes'])})" for m in r["per_minute"]) + ".",
-            f"The service's log: {r['service_log']['error_lines']} ERROR lines; /classify answers logged by status: "
-            f"{_codes(r['service_log']['classify_statuses'])}. "
-            f"Client CPU per request: {r['client_cpu_ms_per_request']} ms."]
+    said = [
+        f"`{r['command']}`, {r['started_utc']} to {r['ended_utc']}, on {r['machine']}; the service started by the "
+        f"script on 127.0.0.1 with bundle `{r['bundle']}` and its default settings and warmed up by 64 requests, "
+        f"then {r['clients']} closed-loop clients sending one post per request ({r['distinct_posts']} distinct "
+        f"posts from data/validation), bounded by {r['time_limit_s']:g} s and {r['max_requests']} requests.",
+        "Per minute (requests/s; statuses): "
+        + "; ".join(f"{m['minute']}: {m['requests_per_s']} ({_codes(m['codes'])})" for m in r["per_minute"])
+        + ".",
+        f"The service's log: {r['service_log']['error_lines']} ERROR lines; /classify answers logged by status: "
+        f"{_codes(r['service_log']['classify_statuses'])}. "
+        f"Client CPU per request: {r['client_cpu_ms_per_request']} ms.",
+    ]
     said = [textwrap.fill(x, 118, break_on_hyphens=False, break_long_words=False) for x in said]
-    table = ["| requests | statuses | 5xx | malformed 200s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
-             "|---|---|---|---|---|---|---|---|---|---|",
-             f"| {r['requests']} | {_codes(r['codes'])} | {r['server_errors']} | {r['malformed']} "
-             f"| {r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['p999_ms']} "
-             f"| {r['max_ms']} |"]
+    table = [
+        "| requests | statuses | 5xx | malformed 200s | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {r['requests']} | {_codes(r['codes'])} | {r['server_errors']} | {r['malformed']} "
+        f"| {r['throughput_rps']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['p999_ms']} "
+        f"| {r['max_ms']} |",
+    ]
     return "\n\n".join([f"## {title}", said[0], "\n".join(table), *said[1:]]) + "\n"
 
 
@@ -343,7 +404,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--posts", type=int, default=1000, help="distinct posts sent (default 1000)")
     ap.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds per level at most (default 60)")
-    ap.add_argument("--rounds", type=int, default=3, help="service start-to-stop rounds; the median is reported (default 3)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="service start-to-stop rounds; the median is reported (default 3)"
+    )
     ap.add_argument("--soak", type=float, metavar="SECONDS", help="instead: --clients callers for this long, once")
     ap.add_argument("--clients", type=int, default=32, help="callers in a soak (default 32)")
     ap.add_argument("--soak-requests", type=int, help="requests in a soak at most (default 1,000 per second of it)")

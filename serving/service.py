@@ -49,7 +49,11 @@ def _structured_logging() -> None:
     logger = logging.getLogger("earful")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter('{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "record": %(message)s}'))
+        handler.setFormatter(
+            logging.Formatter(
+                '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "record": %(message)s}'
+            )
+        )
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
@@ -73,9 +77,13 @@ def _label_counter(head: str, label: str):
 # BentoML's own access log is off: the guard logs one JSON line per request instead.
 # The concurrency cap lives in the guard, which answers 503 + Retry-After (BentoML's own cap says 429).
 # /classify is left out of OpenTelemetry tracing unless asked for (see ServeConfig.trace_classify).
-@bentoml.service(name="earful", workers=CONFIG.workers, logging={"access": {"enabled": False}},
-                 traffic={"timeout": REQUEST_TIMEOUT_S},
-                 tracing={} if CONFIG.trace_classify else {"excluded_urls": ["/classify"]})
+@bentoml.service(
+    name="earful",
+    workers=CONFIG.workers,
+    logging={"access": {"enabled": False}},
+    traffic={"timeout": REQUEST_TIMEOUT_S},
+    tracing={} if CONFIG.trace_classify else {"excluded_urls": ["/classify"]},
+)
 class Classifier:
     """earful: complaint type, sentiment, language and troll likelihood per social post.
 
@@ -92,11 +100,21 @@ class Classifier:
         else:
             self.predictor.measure_run_cost()
         b = self.predictor.bundle
-        log.info(json.dumps({"event": "model_loaded", "bundle": b.name, "version": b.version, "variant": CONFIG.variant,
-                             "run_overhead_tokens": self.predictor.run_overhead_tokens}))
+        log.info(
+            json.dumps(
+                {
+                    "event": "model_loaded",
+                    "bundle": b.name,
+                    "version": b.version,
+                    "variant": CONFIG.variant,
+                    "run_overhead_tokens": self.predictor.run_overhead_tokens,
+                }
+            )
+        )
 
-    @bentoml.api(route="/classify", batchable=True, max_batch_size=CONFIG.max_batch_size,
-                 max_latency_ms=BATCHER_MAX_LATENCY_MS)
+    @bentoml.api(
+        route="/classify", batchable=True, max_batch_size=CONFIG.max_batch_size, max_latency_ms=BATCHER_MAX_LATENCY_MS
+    )
     def classify(self, posts: list[Post]) -> list[PostResult]:
         """Classify posts; one result per post, in request order. The response
         body is ``{"results": [...], "model": {"name", "version"}}``."""
@@ -106,8 +124,11 @@ class Classifier:
         out = []
         for post, pred in zip(posts, preds):
             if pred.status == "ok":  # labels are None for an untrained head, which counts nothing
-                for head, label in (("complaint_type", pred.complaint_type.label), ("sentiment", pred.sentiment.label),
-                                    ("troll", None if pred.is_troll is None else ("troll" if pred.is_troll else "not_troll"))):
+                for head, label in (
+                    ("complaint_type", pred.complaint_type.label),
+                    ("sentiment", pred.sentiment.label),
+                    ("troll", None if pred.is_troll is None else ("troll" if pred.is_troll else "not_troll")),
+                ):
                     if label is not None:
                         _label_counter(head, label).inc()
             _label_counter("lang", pred.lang.code).inc()

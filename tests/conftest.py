@@ -53,8 +53,16 @@ def make_rows(n_per_template: int, seed: int) -> list[dict]:
     for lang, templates in TEMPLATES.items():
         for text, ct, sent, troll in templates:
             for _ in range(n_per_template):
-                rows.append({"text": text.format(n=rng.randint(1, 999)), "lang": lang, "complaint_type": ct,
-                             "sentiment": sent, "troll": troll, "source": f"synthetic_{lang}"})
+                rows.append(
+                    {
+                        "text": text.format(n=rng.randint(1, 999)),
+                        "lang": lang,
+                        "complaint_type": ct,
+                        "sentiment": sent,
+                        "troll": troll,
+                        "source": f"synthetic_{lang}",
+                    }
+                )
     rng.shuffle(rows)
     # Realistic gaps: some rows label only some heads, some complaints are coarse.
     for i, r in enumerate(rows):
@@ -83,7 +91,9 @@ def build_tiny_tokenizer(corpus: list[str], path: Path) -> None:
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
     tok.train_from_iterator(corpus, trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
     tok.save(str(path))
@@ -98,8 +108,15 @@ def build_tiny_encoder(directory: Path, corpus: list[str]) -> Path:
     build_tiny_tokenizer(corpus, directory / "tokenizer.json")
     vocab = Tokenizer.from_file(str(directory / "tokenizer.json")).get_vocab_size()
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, pad_token_id=1)
+    config = BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=1,
+    )
     BertModel(config, add_pooling_layer=False).save_pretrained(str(directory))
     return directory
 
@@ -120,10 +137,24 @@ def tiny_base(tmp_path_factory, tiny_data) -> Path:
 def tiny_config(out: Path, base: Path, data: tuple[Path, Path], **overrides):
     from earful.training.config import TrainConfig
 
-    options = dict(train=[str(data[0])], validation=[str(data[1])], output_dir=str(out), base=str(base),
-                   max_length=32, batch_size=8, epochs=2, steps_per_epoch=6, learning_rate=1e-3,
-                   head_learning_rate=1e-2, freeze_embeddings=False, min_lang_rows=5, checkpoint_every=2,
-                   threads=1, seed=7, dropout=0.1)
+    options = dict(
+        train=[str(data[0])],
+        validation=[str(data[1])],
+        output_dir=str(out),
+        base=str(base),
+        max_length=32,
+        batch_size=8,
+        epochs=2,
+        steps_per_epoch=6,
+        learning_rate=1e-3,
+        head_learning_rate=1e-2,
+        freeze_embeddings=False,
+        min_lang_rows=5,
+        checkpoint_every=2,
+        threads=1,
+        seed=7,
+        dropout=0.1,
+    )
     options.update(overrides)
     return TrainConfig.from_dict(options)
 

@@ -37,7 +37,10 @@ def test_kappa_is_one_for_perfect_agreement_and_undefined_with_a_single_label():
 
 
 def test_agreement_table_flags_a_label_both_passes_always_gave():
-    first = {str(i): {"complaint_type": "none" if i % 2 else "product", "sentiment": "neutral", "troll": "0"} for i in range(10)}
+    first = {
+        str(i): {"complaint_type": "none" if i % 2 else "product", "sentiment": "neutral", "troll": "0"}
+        for i in range(10)
+    }
     second = {k: dict(v) for k, v in first.items()}
     lines = report.agreement(first, second, "test")
     troll = next(line for line in lines if line.startswith("| troll |"))
@@ -60,8 +63,10 @@ def test_round_two_draws_fresh_posts_reproducibly():
 def _write_batch(annotation: Path, name: str, rows: list[tuple[str, str, str]]) -> None:
     """A batch file and a complete label file for it (complaint types cycling, so the split has strata)."""
     labels = [(r[0], ("product", "none", "order_error")[i % 3], "negative", "0", "en") for i, r in enumerate(rows)]
-    for folder, header, cells in (("batches", ["item_id", "source", "text"], rows),
-                                  ("labels", ["item_id", "complaint_type", "sentiment", "troll", "lang"], labels)):
+    for folder, header, cells in (
+        ("batches", ["item_id", "source", "text"], rows),
+        ("labels", ["item_id", "complaint_type", "sentiment", "troll", "lang"], labels),
+    ):
         (annotation / folder).mkdir(parents=True, exist_ok=True)
         with (annotation / folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
@@ -73,7 +78,9 @@ def test_round_two_only_adds_training_rows(tmp_path):
     annotation = tmp_path / "annotation"
     for n, name in enumerate(build_data.TWCS_ROUND1):
         kind = "airline_first" if name.startswith("airline") else "spotifycares"
-        _write_batch(annotation, name, [(f"{name}:{i}", kind, f"round one post {n} {i} about my flight") for i in range(60)])
+        _write_batch(
+            annotation, name, [(f"{name}:{i}", kind, f"round one post {n} {i} about my flight") for i in range(60)]
+        )
     before = build_data.twcs_annotated(tmp_path, annotation, [])
 
     for n, name in enumerate(build_data.TWCS_ROUND2):

@@ -15,7 +15,9 @@ BAD_BYTES = b"bad \xff\xfe bytes".decode("utf-8", "surrogateescape")
 def predictor(tiny_bundle):
     from earful.models.predictor import Predictor
 
-    return Predictor.load(tiny_bundle, variant="fp32", threads=1)  # fp32: a post's result is its own, whatever the batch
+    return Predictor.load(
+        tiny_bundle, variant="fp32", threads=1
+    )  # fp32: a post's result is its own, whatever the batch
 
 
 def test_lone_surrogates_are_scored_as_replacement_characters(predictor):
@@ -40,15 +42,21 @@ def test_a_text_that_is_not_a_string_is_named(predictor):
 
 
 def _classify(tiny_bundle, stdin: bytes):
-    return subprocess.run([sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle), "--threads", "1"],
-                          input=stdin, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle), "--threads", "1"],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_classify_reads_on_past_cut_emoji_and_bytes_that_are_not_utf8(tiny_bundle):
-    stdin = (b'{"id": "1", "text": "ok"}\n'
-             b'{"id": "2\\ud83d", "text": "emoji cut \\ud83d here"}\n'
-             b"plain line with \xff\xfe bytes\n"
-             b'{"id": "4", "text": "last", "lang": "FR"}\n')
+    stdin = (
+        b'{"id": "1", "text": "ok"}\n'
+        b'{"id": "2\\ud83d", "text": "emoji cut \\ud83d here"}\n'
+        b"plain line with \xff\xfe bytes\n"
+        b'{"id": "4", "text": "last", "lang": "FR"}\n'
+    )
     r = _classify(tiny_bundle, stdin)
     assert r.returncode == 0, r.stderr.decode()
     lines = [json.loads(line) for line in r.stdout.decode("utf-8").splitlines()]

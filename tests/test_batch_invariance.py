@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import make_rows, write_csv
 
 from earful.metrics import sigmoid, softmax
 from earful.models.bundle import Bundle, write_manifest
@@ -15,13 +16,17 @@ from earful.models.predictor import Predictor
 from earful.models.threshold import ThresholdError
 from earful.models.token_scales import METRICS_KEY, per_token_activations, rewrite_bundle
 from earful.models.tokenization import TextEncoder
-from conftest import make_rows, write_csv
 
 #: Posts of very different lengths (the tiny model reads at most 32 tokens): padding and long rows set a
 #: batch-wide scale, so alone and together they get different int8 levels unless each row has its own.
-POSTS = ["ok", "you charged me twice for order 12, refund it now",
-         "der kundendienst antwortet nie auf meine fragen und der zug ist schon wieder zu spät " * 3,
-         "¿a qué hora abre la tienda?", "word " * 40, "🙂"]
+POSTS = [
+    "ok",
+    "you charged me twice for order 12, refund it now",
+    "der kundendienst antwortet nie auf meine fragen und der zug ist schon wieder zu spät " * 3,
+    "¿a qué hora abre la tienda?",
+    "word " * 40,
+    "🙂",
+]
 TOLERANCE = 1e-4
 
 
@@ -64,8 +69,12 @@ def test_exported_int8_prediction_is_the_same_alone_and_in_a_batch(tiny_bundle):
     together = predictor.predict(POSTS)
     for post, mixed in zip(POSTS, together):
         [alone] = predictor.predict([post])
-        assert (alone.complaint_type.label, alone.sentiment.label, alone.is_troll, alone.lang.code) == \
-            (mixed.complaint_type.label, mixed.sentiment.label, mixed.is_troll, mixed.lang.code)
+        assert (alone.complaint_type.label, alone.sentiment.label, alone.is_troll, alone.lang.code) == (
+            mixed.complaint_type.label,
+            mixed.sentiment.label,
+            mixed.is_troll,
+            mixed.lang.code,
+        )
         for a, b in ((alone.complaint_type, mixed.complaint_type), (alone.sentiment, mixed.sentiment)):
             assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) <= TOLERANCE
         assert abs(alone.troll - mixed.troll) <= TOLERANCE

@@ -60,11 +60,14 @@ def test_overhead_is_the_fixed_cost_over_the_per_token_cost():
     assert overhead_tokens_from_timings(small, large) == 38
 
 
-@pytest.mark.parametrize("small, large, expected", [
-    ((64, 0.030), (256, 0.140), 1),  # a run costs nothing before its tokens (clamped up to 1)
-    ((64, 1.000), (256, 1.001), 128),  # tokens are nearly free: clamped down
-    ((64, 0.050), (256, 0.040), 32),  # noise gave a negative per-token cost: the default
-])
+@pytest.mark.parametrize(
+    "small, large, expected",
+    [
+        ((64, 0.030), (256, 0.140), 1),  # a run costs nothing before its tokens (clamped up to 1)
+        ((64, 1.000), (256, 1.001), 128),  # tokens are nearly free: clamped down
+        ((64, 0.050), (256, 0.040), 32),  # noise gave a negative per-token cost: the default
+    ],
+)
 def test_overhead_is_clamped_and_falls_back_on_nonsense(small, large, expected):
     assert overhead_tokens_from_timings(small, large) == expected
 

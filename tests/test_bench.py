@@ -17,15 +17,37 @@ def test_flop_count_by_hand():
 
 
 def test_bench_runs_end_to_end_on_a_tiny_bundle(tiny_bundle, tiny_data, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "earful.cli", "bench", "--bundle", str(tiny_bundle), "--data", str(tiny_data[1]),
-                        "--out", str(tmp_path), "--posts", "40", "--latency-posts", "10", "--threads", "1"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "earful.cli",
+            "bench",
+            "--bundle",
+            str(tiny_bundle),
+            "--data",
+            str(tiny_data[1]),
+            "--out",
+            str(tmp_path),
+            "--posts",
+            "40",
+            "--latency-posts",
+            "10",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     b = json.loads((tmp_path / "bench.json").read_text())
     for key in ("speedup_vs_transformers", "speedup_vs_langdetect", "posts_per_s_int8", "fraction_of_peak"):
         assert b[key] and b[key] > 0, key
     assert b["posts_per_s_fp32"] > 0 and b["peak_gflops_int8"] > 0 and b["latency_ms_int8"]["p50"] > 0
-    assert len(b["speedup_vs_langdetect_rounds"]) == 3 and b["speedup_vs_langdetect"] == float(np.median(b["speedup_vs_langdetect_rounds"]))
+    assert len(b["speedup_vs_langdetect_rounds"]) == 3 and b["speedup_vs_langdetect"] == float(
+        np.median(b["speedup_vs_langdetect_rounds"])
+    )
     assert "speed-up vs transformers" in (tmp_path / "bench.md").read_text()
 
 
@@ -35,8 +57,15 @@ def test_bench_times_fp32_from_a_full_export_of_an_int8_only_bundle(tiny_run, ti
 
     card = "## Data\nSynthetic test rows."
     int8_only = export_bundle(tiny_run, tmp_path / "int8", name="tiny-test", version="0.0.1", fp32=False, card=card)
-    args = dict(files=[str(tiny_data[1])], bundle=str(int8_only), n_posts=20, latency_posts=5, threads=1,
-                with_transformers=False, rounds=1)
+    args = dict(
+        files=[str(tiny_data[1])],
+        bundle=str(int8_only),
+        n_posts=20,
+        latency_posts=5,
+        threads=1,
+        with_transformers=False,
+        rounds=1,
+    )
     alone = run_bench(**args)
     assert alone.posts_per_s_fp32 is None and any("--fp32-bundle" in n for n in alone.notes)
     paired = run_bench(**args, fp32_bundle=str(tiny_bundle))

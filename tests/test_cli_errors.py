@@ -9,8 +9,13 @@ import pytest
 def _earful(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "earful.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "earful.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_version_names_earful_and_its_default_model():
@@ -20,11 +25,14 @@ def test_version_names_earful_and_its_default_model():
     assert r.returncode == 0 and r.stdout.startswith(f"earful {__version__}")
 
 
-@pytest.mark.parametrize("flags, env, message", [
-    (["--max-posts", "0"], {}, "EARFUL_MAX_POSTS=0 must be at least 1"),
-    ([], {"EARFUL_MAX_LATENCY_MS": "soon"}, "EARFUL_MAX_LATENCY_MS='soon' is not an integer"),
-    (["--api-key-file", "/nonexistent/key"], {}, "EARFUL_API_KEY_FILE=/nonexistent/key: no such file"),
-])
+@pytest.mark.parametrize(
+    "flags, env, message",
+    [
+        (["--max-posts", "0"], {}, "EARFUL_MAX_POSTS=0 must be at least 1"),
+        ([], {"EARFUL_MAX_LATENCY_MS": "soon"}, "EARFUL_MAX_LATENCY_MS='soon' is not an integer"),
+        (["--api-key-file", "/nonexistent/key"], {}, "EARFUL_API_KEY_FILE=/nonexistent/key: no such file"),
+    ],
+)
 def test_serve_settings_mistakes_are_one_line_before_anything_starts(tiny_bundle, flags, env, message):
     r = _earful("serve", "--bundle", str(tiny_bundle), "--port", "1", *flags, env=env)
     assert r.returncode == 2
@@ -35,9 +43,13 @@ def test_ctrl_c_ends_with_one_line_and_status_130(tiny_bundle):
     import os
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle),
-                             "--chunk-size", "1"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle), "--chunk-size", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ,
+    )
     proc.stdin.write(b'{"text": "first post"}\n')
     proc.stdin.flush()
     assert proc.stdout.readline()  # answered: the command now waits on stdin for the next post

@@ -98,7 +98,9 @@ def test_prepare_base_encoder_builds_a_loadable_bert(tmp_path, monkeypatch, tiny
 
     model = BertModel.from_pretrained(str(folder), add_pooling_layer=False)
     np.testing.assert_array_equal(model.embeddings.word_embeddings.weight.detach().numpy(), expected["emb.word"])
-    np.testing.assert_array_equal(model.encoder.layer[0].intermediate.dense.weight.detach().numpy(), expected["l0.fi.w"])
+    np.testing.assert_array_equal(
+        model.encoder.layer[0].intermediate.dense.weight.detach().numpy(), expected["l0.fi.w"]
+    )
     assert (folder / "source.json").exists()
     # a second call reuses the cache instead of rebuilding
     monkeypatch.setattr(enc, "source_files", lambda: pytest.fail("rebuilt a cached encoder"))

@@ -15,8 +15,15 @@ from earful.models.predictor import LabelScore, LanguageResult, Prediction
 def _pred(ct=None, ct_p=None, sent=None, troll=None, lang="en", conf=0.9, is_troll=None):
     cts = ("order_error", "product", "poor_service", "none")
     ct_probs = dict(zip(cts, ct_p)) if ct_p else {}
-    return Prediction(LabelScore(ct, ct_probs), LabelScore(sent, {sent: 0.8} if sent else {}), troll,
-                      (troll >= 0.5 if is_troll is None else is_troll) if troll is not None else None, LanguageResult(lang, conf, "model"), False, 5)
+    return Prediction(
+        LabelScore(ct, ct_probs),
+        LabelScore(sent, {sent: 0.8} if sent else {}),
+        troll,
+        (troll >= 0.5 if is_troll is None else is_troll) if troll is not None else None,
+        LanguageResult(lang, conf, "model"),
+        False,
+        5,
+    )
 
 
 def _set(**cols):
@@ -31,12 +38,16 @@ def _set(**cols):
 
 
 def test_complaint_metrics_by_hand_including_coarse_rows():
-    s = _set(text=["a", "b", "c", "d"], complaint_type=["order_error", "none", "complaint", "product"], lang=["en", "en", "en", "de"])
+    s = _set(
+        text=["a", "b", "c", "d"],
+        complaint_type=["order_error", "none", "complaint", "product"],
+        lang=["en", "en", "en", "de"],
+    )
     preds = [
-        _pred("order_error", (0.7, 0.1, 0.1, 0.1)),   # right
-        _pred("product", (0.1, 0.6, 0.1, 0.2)),       # wrong (none)
+        _pred("order_error", (0.7, 0.1, 0.1, 0.1)),  # right
+        _pred("product", (0.1, 0.6, 0.1, 0.2)),  # wrong (none)
         _pred("poor_service", (0.1, 0.1, 0.7, 0.1)),  # coarse row: binary only, right (a complaint)
-        _pred("none", (0.1, 0.2, 0.1, 0.6)),          # wrong
+        _pred("none", (0.1, 0.2, 0.1, 0.6)),  # wrong
     ]
     m = file_metrics(head_outcomes(s, preds))["complaint_type"]
     assert m["n"] == 3 and m["accuracy"] == pytest.approx(1 / 3)
@@ -99,8 +110,26 @@ def test_bootstrap_difference_and_interval():
 
 def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
     out = tmp_path / "ev"
-    r = subprocess.run([sys.executable, "-m", "earful.cli", "eval", str(tiny_data[1]), "--bundle", str(tiny_bundle),
-                        "--out", str(out), "--errors", "2", "--compare", str(tiny_bundle)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "earful.cli",
+            "eval",
+            str(tiny_data[1]),
+            "--bundle",
+            str(tiny_bundle),
+            "--out",
+            str(out),
+            "--errors",
+            "2",
+            "--compare",
+            str(tiny_bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())["val"]
     for head in ("complaint_type", "sentiment", "troll", "lang"):
@@ -120,8 +149,13 @@ def test_baselines_are_scored_on_the_same_rows_for_the_heads_they_cover(tiny_bun
     from earful.eval.run import run_eval
     from earful.labelled import read_labelled
 
-    run_eval([str(tiny_data[1])], tmp_path / "ev", bundle=str(tiny_bundle), baselines=["tfidf", "langdetect"],
-             baseline_train=[str(tiny_data[0])])
+    run_eval(
+        [str(tiny_data[1])],
+        tmp_path / "ev",
+        bundle=str(tiny_bundle),
+        baselines=["tfidf", "langdetect"],
+        baseline_train=[str(tiny_data[0])],
+    )
     ref = json.loads((tmp_path / "ev" / "baselines.json").read_text())["val"]
     assert set(ref["complaint_type"]) == set(ref["sentiment"]) == set(ref["troll"]) == {"tfidf"}
     assert set(ref["lang"]) == {"langdetect"}
@@ -130,8 +164,13 @@ def test_baselines_are_scored_on_the_same_rows_for_the_heads_they_cover(tiny_bun
     model = TfidfBaseline.fit([read_labelled(tiny_data[0])])
     rows = [i for i, v in enumerate(val.complaint_type) if v in ("order_error", "product", "poor_service", "none")]
     preds = model.predict([val.text[i] for i in rows])
-    expected = f1_score([val.complaint_type[i] for i in rows], [p.complaint_type.label for p in preds], average="macro",
-                        labels=["order_error", "product", "poor_service", "none"], zero_division=0)
+    expected = f1_score(
+        [val.complaint_type[i] for i in rows],
+        [p.complaint_type.label for p in preds],
+        average="macro",
+        labels=["order_error", "product", "poor_service", "none"],
+        zero_division=0,
+    )
     assert ref["complaint_type"]["tfidf"]["macro_f1"] == pytest.approx(expected)
     assert "Baselines on the same rows" in (tmp_path / "ev" / "report.md").read_text()
 
@@ -146,10 +185,16 @@ def test_tfidf_baseline_needs_training_files(tiny_bundle, tiny_data, tmp_path):
 def test_published_targets_put_the_baselines_beside_each_figure():
     from earful.eval.results import targets
 
-    metrics = {"olid": {"troll": {"macro_f1": 0.81}},
-               "lingua_sentences": {"lang": {"by_lang": {"en": {"accuracy": 1.0}, "de": {"accuracy": 0.9}, "xx": {"accuracy": 0.0}}}}}
-    baselines = {"olid": {"troll": {"tfidf": {"macro_f1": 0.7}}},
-                 "lingua_sentences": {"lang": {"lingua": {"by_lang": {"en": {"accuracy": 0.5}, "de": {"accuracy": 1.0}}}}}}
+    metrics = {
+        "olid": {"troll": {"macro_f1": 0.81}},
+        "lingua_sentences": {
+            "lang": {"by_lang": {"en": {"accuracy": 1.0}, "de": {"accuracy": 0.9}, "xx": {"accuracy": 0.0}}}
+        },
+    }
+    baselines = {
+        "olid": {"troll": {"tfidf": {"macro_f1": 0.7}}},
+        "lingua_sentences": {"lang": {"lingua": {"by_lang": {"en": {"accuracy": 0.5}, "de": {"accuracy": 1.0}}}}},
+    }
     rows = {r["target"]: r for r in targets(metrics, baselines, ["en", "de"])}
     olid = rows["troll macro-F1, OLID"]
     assert olid["value"] == 0.81 and olid["met"] is True and olid["note"] == "same rows: tfidf 0.700"
@@ -164,7 +209,9 @@ def test_int8_drops_beyond_half_a_point_get_a_paired_interval():
 
     truth = [0, 1] * 50
     fp32 = {"f": {"sentiment": _outcome(truth, truth), "troll": _outcome(truth, truth)}}
-    int8 = {"f": {"sentiment": _outcome(truth, [1 - truth[0]] + truth[1:]), "troll": _outcome(truth, truth)}}  # one post flips
+    int8 = {
+        "f": {"sentiment": _outcome(truth, [1 - truth[0]] + truth[1:]), "troll": _outcome(truth, truth)}
+    }  # one post flips
     drift = {"f/sentiment": int8["f"]["sentiment"].metrics()["macro_f1"] - 1.0, "f/troll": 0.0}
     out = drift_intervals(drift, int8, fp32)
     assert list(out) == ["f/sentiment"]
@@ -176,12 +223,18 @@ def test_int8_drops_beyond_half_a_point_get_a_paired_interval():
 def test_a_run_without_fp32_keeps_the_last_int8_comparison_with_its_bundle():
     from earful.eval.results import _drift_lines, _last_drift
 
-    measured = {"bundle": "m 1.0", "int8_minus_fp32_macro_f1": {"f/sentiment": -0.002, "g/troll": -0.01},
-                "int8_minus_fp32_ci95_beyond_half_point": {"g/troll": {"difference": -0.01, "ci95": [-0.03, 0.0]}}}
+    measured = {
+        "bundle": "m 1.0",
+        "int8_minus_fp32_macro_f1": {"f/sentiment": -0.002, "g/troll": -0.01},
+        "int8_minus_fp32_ci95_beyond_half_point": {"g/troll": {"difference": -0.01, "ci95": [-0.03, 0.0]}},
+    }
     last = _last_drift(measured)
     assert last["bundle"] == "m 1.0" and last["drift"] == measured["int8_minus_fp32_macro_f1"]
     # a later run without fp32 carries it on, still named by the bundle that was measured
-    assert _last_drift({"bundle": "m 1.1", "int8_minus_fp32_macro_f1": None, "int8_minus_fp32_last_measured": last}) == last
+    assert (
+        _last_drift({"bundle": "m 1.1", "int8_minus_fp32_macro_f1": None, "int8_minus_fp32_last_measured": last})
+        == last
+    )
     assert _last_drift({"bundle": "m 1.1", "int8_minus_fp32_macro_f1": None}) is None
     lines = _drift_lines(last["drift"], last["ci95"])
     assert "largest drop 1.00 points (g/troll), 1 of 2" in lines[0] and "g/troll -1.00 [-3.00, +0.00]" in lines[1]

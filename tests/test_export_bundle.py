@@ -16,8 +16,18 @@ from earful.models.tokenization import TextEncoder
 
 def test_bundle_is_self_describing(tiny_bundle):
     names = {p.name for p in tiny_bundle.iterdir()}
-    assert {"bundle.json", "schema.json", "calibration.json", "tokenizer.json", "model.fp32.onnx", "model.int8.onnx",
-            "metrics.json", "MODEL_CARD.md", "provenance.json", "manifest.json"} <= names
+    assert {
+        "bundle.json",
+        "schema.json",
+        "calibration.json",
+        "tokenizer.json",
+        "model.fp32.onnx",
+        "model.int8.onnx",
+        "metrics.json",
+        "MODEL_CARD.md",
+        "provenance.json",
+        "manifest.json",
+    } <= names
     # nothing pickled: every file is JSON, Markdown or ONNX
     assert all(n.endswith((".json", ".md", ".onnx")) for n in names)
     b = Bundle.load(tiny_bundle)
@@ -38,7 +48,9 @@ def test_model_card_names_the_base_encoder_its_folder_records(tmp_path):
 def _onnx_logits(path, ids, mask):
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids, "attention_mask": mask})
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input_ids": ids, "attention_mask": mask}
+    )
 
 
 def test_onnx_matches_torch_and_int8_drift_is_bounded(tiny_run, tiny_bundle):
@@ -121,16 +133,28 @@ def test_vocabulary_trim_keeps_ids_aligned_and_reports_its_effect(tiny_run, tmp_
     train_texts = read_labelled(tiny_data[0]).text
     val_texts = read_labelled(tiny_data[1]).text
     full = Predictor.load(export_bundle(tiny_run, tmp_path / "full", name="f", version="1", int8=False), variant="fp32")
-    out = export_bundle(tiny_run, tmp_path / "trim", name="t", version="1", int8=False,
-                        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=120))
+    out = export_bundle(
+        tiny_run,
+        tmp_path / "trim",
+        name="t",
+        version="1",
+        int8=False,
+        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=120),
+    )
     report = json.loads((out / "metrics.json").read_text())["vocabulary_trim"]
     assert report["pieces_after"] == 120 < report["pieces_before"]
     assert set(report["label_agreement"]) == {"complaint_type", "sentiment", "troll", "lang"}
     assert Predictor.load(out, variant="fp32").encoder.tokenizer.get_vocab_size() == 120
     # keeping every piece the corpus uses: the corpus's texts predict exactly as before
     # (same tokens, same embedding rows under new ids), with fewer pieces than the base vocabulary
-    out = export_bundle(tiny_run, tmp_path / "all", name="t", version="1", int8=False,
-                        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=10_000))
+    out = export_bundle(
+        tiny_run,
+        tmp_path / "all",
+        name="t",
+        version="1",
+        int8=False,
+        trim=TrimSpec(corpus=train_texts, held_out=val_texts, max_pieces=10_000),
+    )
     trimmed = Predictor.load(out, variant="fp32")
     assert trimmed.encoder.tokenizer.get_vocab_size() < full.encoder.tokenizer.get_vocab_size()
     a, b = full.probabilities(train_texts[:20]), trimmed.probabilities(train_texts[:20])
@@ -164,12 +188,19 @@ def test_float_activation_matmuls_keep_int8_weights_and_drift_less(tiny_bundle, 
     assert outlier_matmuls(fp32, batch.input_ids, batch.attention_mask, ratio=1e9) == {}
     quantize_int8(fp32, tmp_path / "plain.onnx")
     quantize_int8(fp32, tmp_path / "mixed.onnx", list(every))
+
     def count(path, op):
         return sum(n.op_type == op for n in onnx.load(str(path)).graph.node)
 
-    assert count(tmp_path / "mixed.onnx", "DequantizeLinear") - count(tmp_path / "plain.onnx", "DequantizeLinear") == len(every)
-    assert count(tmp_path / "mixed.onnx", "MatMulInteger") == count(tmp_path / "plain.onnx", "MatMulInteger") - len(every)
-    assert (tmp_path / "mixed.onnx").stat().st_size < 1.1 * (tmp_path / "plain.onnx").stat().st_size  # weights stay int8
+    assert count(tmp_path / "mixed.onnx", "DequantizeLinear") - count(
+        tmp_path / "plain.onnx", "DequantizeLinear"
+    ) == len(every)
+    assert count(tmp_path / "mixed.onnx", "MatMulInteger") == count(tmp_path / "plain.onnx", "MatMulInteger") - len(
+        every
+    )
+    assert (tmp_path / "mixed.onnx").stat().st_size < 1.1 * (
+        tmp_path / "plain.onnx"
+    ).stat().st_size  # weights stay int8
 
 
 def test_float_activations_fix_a_heavy_tailed_input(tmp_path):
@@ -183,30 +214,43 @@ def test_float_activations_fix_a_heavy_tailed_input(tmp_path):
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64, 16)).astype(np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="down")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])], [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "f.onnx"))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="down")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "f.onnx")
+    )
     quantize_int8(tmp_path / "f.onnx", tmp_path / "plain.onnx")
     quantize_int8(tmp_path / "f.onnx", tmp_path / "mixed.onnx", ["down"])
     x = np.abs(rng.standard_normal((32, 64))).astype(np.float32)
     x[0, 0] = 200.0
     ref = x @ w
-    err = {k: np.abs(ort.InferenceSession(str(tmp_path / f"{k}.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] - ref)[1:].mean()
-           for k in ("plain", "mixed")}
+    err = {
+        k: np.abs(
+            ort.InferenceSession(str(tmp_path / f"{k}.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+            - ref
+        )[1:].mean()
+        for k in ("plain", "mixed")
+    }
     assert err["mixed"] < err["plain"] / 5
 
 
 def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_data, tmp_path):
+    from conftest import tiny_config
     from safetensors.numpy import load_file
 
     from earful.labelled import read_labelled
     from earful.models.vocab import trim_encoder_folder
     from earful.training.trainer import train
-    from conftest import tiny_config
 
     train_texts = read_labelled(tiny_data[0]).text
-    report = trim_encoder_folder(tiny_base, tmp_path / "base", train_texts, ["我的订单 ok", *train_texts[:5]], max_pieces=150)
+    report = trim_encoder_folder(
+        tiny_base, tmp_path / "base", train_texts, ["我的订单 ok", *train_texts[:5]], max_pieces=150
+    )
     assert report["pieces_after"] == 150 and report["pieces_before"] > 150
     assert 0.0 <= report["held_out_identical_tokenization"] < 1.0  # the CJK text needs dropped pieces
     weights = load_file(str(tmp_path / "base" / "model.safetensors"))

@@ -39,8 +39,16 @@ def test_edge_cases_do_not_fail(predictor):
 def test_batch_results_equal_one_by_one(tiny_bundle, variant, tol):
     # int8 quantizes activations with one scale per batch tensor, hence its looser tolerance (this tiny random net is far noisier under int8 than a trained one)
     predictor = Predictor.load(tiny_bundle, variant=variant, threads=1)
-    texts = ["you charged me twice", "la aplicación falla", "danke für die hilfe", "", "🙂", "word " * 100,
-             "support agent was rude", "gracias"]
+    texts = [
+        "you charged me twice",
+        "la aplicación falla",
+        "danke für die hilfe",
+        "",
+        "🙂",
+        "word " * 100,
+        "support agent was rude",
+        "gracias",
+    ]
     batched = predictor.predict(texts, batch_size=3)
     for text, b in zip(texts, batched):
         [single] = predictor.predict([text])
@@ -78,7 +86,10 @@ def test_langdetect_is_asked_only_where_the_script_needs_it(predictor, monkeypat
 
     monkeypatch.setattr(mod, "langdetect_guess", no_langdetect)
     # No language earful or langdetect knows is written in Ethiopic.
-    assert (predictor.decide_language("ሰላም እንዴት ነህ", unsure).code, predictor.decide_language("ሰላም", unsure).source) == ("und", "rule")
+    assert (predictor.decide_language("ሰላም እንዴት ነህ", unsure).code, predictor.decide_language("ሰላም", unsure).source) == (
+        "und",
+        "rule",
+    )
     # Where every langdetect language of the script is one the head knows, the head's best guess stands.
     monkeypatch.setattr(predictor, "_fallback_scripts", set())
     result = predictor.decide_language("Le service client ne répond jamais", np.array([0.2, 0.45, 0.35]))

@@ -13,8 +13,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_service import Server
 
-ODD = ["\ud83d", "\udc80", "\udfff", "\x00", "\x1b[31m", "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\r\n",
-       "\u2028", "👨\u200d👩\u200d👧", "🇺🇳", "e\u0301", '"', "\\", ",", "\t"]
+ODD = [
+    "\ud83d",
+    "\udc80",
+    "\udfff",
+    "\x00",
+    "\x1b[31m",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\r\n",
+    "\u2028",
+    "👨\u200d👩\u200d👧",
+    "🇺🇳",
+    "e\u0301",
+    '"',
+    "\\",
+    ",",
+    "\t",
+]
 PIECES = st.one_of(st.characters(codec=None, categories=None), st.sampled_from(ODD))
 
 
@@ -29,8 +48,9 @@ TEXTS = st.one_of(
 
 
 def runs(n: int) -> settings:
-    return settings(max_examples=n, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=n, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +118,18 @@ def test_score_accounts_for_every_row(tiny_bundle, tmp_path_factory, texts, fmt,
     assert sum(summary.status_counts.values()) == len(texts)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | strings(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(strings(max_size=8), inner,
-                                                                                max_size=4), max_leaves=12)
-POST = st.fixed_dictionaries({"text": TEXTS}, optional={"id": st.one_of(strings(max_size=10), JSON),
-                                                       "lang": st.one_of(st.sampled_from(["en", "EN", "xx", ""]), JSON)})
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | strings(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(strings(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+POST = st.fixed_dictionaries(
+    {"text": TEXTS},
+    optional={
+        "id": st.one_of(strings(max_size=10), JSON),
+        "lang": st.one_of(st.sampled_from(["en", "EN", "xx", ""]), JSON),
+    },
+)
 BODIES = st.one_of(
     JSON,
     st.fixed_dictionaries({"posts": st.one_of(JSON, st.lists(st.one_of(POST, JSON), max_size=10))}),
@@ -120,8 +147,12 @@ def svc(tiny_bundle, tmp_path_factory):
 @runs(150)
 @given(BODIES)
 def test_http_answers_2xx_or_a_4xx_naming_what_is_wrong(svc, body):
-    r = httpx.post(svc.url + "/classify", content=json.dumps(body).encode(), timeout=30,
-                   headers={"Content-Type": "application/json"})
+    r = httpx.post(
+        svc.url + "/classify",
+        content=json.dumps(body).encode(),
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code in (200, 400, 413), (r.status_code, r.text[:300])
     if r.status_code == 200:
         assert len(r.json()["results"]) == len(body["posts"])

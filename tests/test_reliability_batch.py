@@ -62,8 +62,9 @@ def test_overwrite_starts_a_failed_run_over_and_resume_finishes_one(tiny_bundle,
     assert not (tmp_path / "out.parquet.partial").exists()
 
 
-CUT_EMOJI = ('{"id":"1","text":"ok","meta":{}}\n'
-             '{"id":"3\\ud83d","text":"emoji cut \\ud83d here","meta":{"k":"\\udc00"}}\n')
+CUT_EMOJI = (
+    '{"id":"1","text":"ok","meta":{}}\n{"id":"3\\ud83d","text":"emoji cut \\ud83d here","meta":{"k":"\\udc00"}}\n'
+)
 
 
 @pytest.mark.parametrize("dst", ["o.csv", "o.jsonl", "o.parquet"])
@@ -106,12 +107,30 @@ def test_ray_engine_finishes_with_as_many_workers_as_cpus(tiny_bundle, tmp_path)
     # enough rows for Ray to read in several blocks
     write_rows(src, [{"id": f"r{i}", "text": f"post {i}"} for i in range(3000)])
     # A local Ray instance of two CPUs, as on a two-core machine, then the command with two workers.
-    code = ("import sys, ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
-            "from earful.cli import main; sys.exit(main(sys.argv[1:]))")
-    cmd = [sys.executable, "-c", code, "score", str(src), "-o", str(out), "--engine", "ray", "--workers", "2",
-           "--chunk-size", "500", "--bundle", str(tiny_bundle)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            cwd=tmp_path)
+    code = (
+        "import sys, ray; ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False); "
+        "from earful.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "score",
+        str(src),
+        "-o",
+        str(out),
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+        "--chunk-size",
+        "500",
+        "--bundle",
+        str(tiny_bundle),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path
+    )
     try:
         stdout, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -137,12 +156,22 @@ def test_report_refuses_a_file_that_was_not_scored(tmp_path, capsys):
 
 
 def test_report_names_a_misspelt_time_column(tmp_path, capsys):
-    rows = [{"id": "1", "text": "t", "created_at": "2024-01-01T10:00:00Z", "complaint_type": "none",
-             "sentiment": "neutral", "troll": 0.1, "is_troll": False, "lang": "en", "status": "ok"}]
+    rows = [
+        {
+            "id": "1",
+            "text": "t",
+            "created_at": "2024-01-01T10:00:00Z",
+            "complaint_type": "none",
+            "sentiment": "neutral",
+            "troll": 0.1,
+            "is_troll": False,
+            "lang": "en",
+            "status": "ok",
+        }
+    ]
     write_rows(tmp_path / "scored.parquet", rows)
     rc, err = _report(capsys, tmp_path / "scored.parquet", "-o", tmp_path / "r.html", "--time-column", "created")
     assert rc == 2 and "no 'created' column" in err and "created_at" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r.html").exists()
     rc, _ = _report(capsys, tmp_path / "scored.parquet", "-o", tmp_path / "r.html", "--time-column", "created_at")
     assert rc == 0
-

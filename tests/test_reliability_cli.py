@@ -22,8 +22,23 @@ TOOLS = (ROOT / ".git").exists() and shutil.which("make") and Path(sys.executabl
 def test_train_without_a_lang_column(tmp_path, tiny_base, tiny_data, capsys):
     train = tmp_path / "no_lang.csv"
     write_rows(train, [{k: v for k, v in r.items() if k != "lang"} for r in csv.DictReader(open(tiny_data[0]))])
-    args = ["train", "--train", str(train), "--validation", str(tiny_data[1]), "--out", str(tmp_path / "run"),
-            "--base", str(tiny_base), "--max-length", "32", "--max-steps", "1", "--threads", "1"]
+    args = [
+        "train",
+        "--train",
+        str(train),
+        "--validation",
+        str(tiny_data[1]),
+        "--out",
+        str(tmp_path / "run"),
+        "--base",
+        str(tiny_base),
+        "--max-length",
+        "32",
+        "--max-steps",
+        "1",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -37,8 +52,14 @@ def test_train_without_a_lang_column(tmp_path, tiny_base, tiny_data, capsys):
 
 def test_eval_language_macro_f1_averages_over_the_languages_of_the_file(tiny_bundle, tmp_path, capsys):
     data = tmp_path / "langs.csv"
-    write_rows(data, [{"text": "my order never came", "lang": "en"},
-                      {"text": "danke für die schnelle hilfe", "lang": "de"}, {"text": "👍👍", "lang": "en"}])
+    write_rows(
+        data,
+        [
+            {"text": "my order never came", "lang": "en"},
+            {"text": "danke für die schnelle hilfe", "lang": "de"},
+            {"text": "👍👍", "lang": "en"},
+        ],
+    )
     assert main(["eval", str(data), "--bundle", str(tiny_bundle), "--out", str(tmp_path / "ev")]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["langs"]["lang"]
     assert m["per_class"]["und"]["support"] == 0  # predicted for a post without letters; no post here is und
@@ -66,9 +87,10 @@ def test_batch_size_is_always_posts_through_the_model_at_once():
 def test_classify_chunk_size_and_its_old_name(tiny_bundle, tmp_path):
     lines = "".join(json.dumps({"id": str(i), "text": f"my order {i} never came"}) + "\n" for i in range(5))
     command = [sys.executable, "-m", "earful.cli", "classify", "-", "--bundle", str(tiny_bundle)]
-    outs = [subprocess.run(command + [flag, "2"], input=lines, capture_output=True, text=True, timeout=120,
-                           cwd=tmp_path)
-            for flag in ("--chunk-size", "--batch-size")]
+    outs = [
+        subprocess.run(command + [flag, "2"], input=lines, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        for flag in ("--chunk-size", "--batch-size")
+    ]
     assert [r.returncode for r in outs] == [0, 0], outs[0].stderr + outs[1].stderr
     assert outs[0].stdout == outs[1].stdout and len(outs[0].stdout.splitlines()) == 5
 
@@ -88,7 +110,8 @@ def test_make_bento_from_a_checkout_under_a_hidden_folder(tmp_path):
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, checkout / name)
     (checkout / ".venv").symlink_to(Path(sys.executable).parents[1])  # this environment; -o: do not reinstall it
-    r = subprocess.run(["make", "bento", "-o", ".venv/.installed"], cwd=checkout, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        ["make", "bento", "-o", ".venv/.installed"], cwd=checkout, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Successfully built Bento" in r.stdout + r.stderr

@@ -23,7 +23,9 @@ def test_planted_spikes_are_found_and_noise_is_not():
 
 def test_small_counts_and_short_history_are_not_alarms():
     assert detect_spikes([str(i) for i in range(10)], [0] * 9 + [4], "x", SpikeRule()) == []  # below min_count
-    assert detect_spikes([str(i) for i in range(5)], [1, 1, 1, 1, 50], "x", SpikeRule()) == []  # under 7 days of history
+    assert (
+        detect_spikes([str(i) for i in range(5)], [1, 1, 1, 1, 50], "x", SpikeRule()) == []
+    )  # under 7 days of history
 
 
 def test_time_formats():
@@ -35,16 +37,37 @@ def test_time_formats():
 
 def _scored_rows():
     rows = []
-    start = dt.datetime(2024, 1, 1, 9, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
     rng = np.random.default_rng(1)
     for day in range(40):
         n_order = 30 if day == 25 else int(rng.poisson(3))  # planted order_error spike on day 25
         for kind, n in (("order_error", n_order), ("product", 3), ("none", 6)):
             for j in range(n):
-                rows.append({"id": f"{day}-{kind}-{j}", "text": f"{kind} post {j}", "created_at": (start + dt.timedelta(days=day, hours=j % 5)).isoformat(),
-                             "complaint_type": kind, f"complaint_type_p_{kind}": 0.9, "sentiment": "negative" if kind != "none" else "neutral",
-                             "troll": 0.1, "lang": "en", "status": "ok"})
-    rows.append({"id": "e", "text": "", "created_at": "", "complaint_type": None, "sentiment": None, "troll": None, "lang": "und", "status": "empty"})
+                rows.append(
+                    {
+                        "id": f"{day}-{kind}-{j}",
+                        "text": f"{kind} post {j}",
+                        "created_at": (start + dt.timedelta(days=day, hours=j % 5)).isoformat(),
+                        "complaint_type": kind,
+                        f"complaint_type_p_{kind}": 0.9,
+                        "sentiment": "negative" if kind != "none" else "neutral",
+                        "troll": 0.1,
+                        "lang": "en",
+                        "status": "ok",
+                    }
+                )
+    rows.append(
+        {
+            "id": "e",
+            "text": "",
+            "created_at": "",
+            "complaint_type": None,
+            "sentiment": None,
+            "troll": None,
+            "lang": "und",
+            "status": "empty",
+        }
+    )
     return rows
 
 
@@ -72,8 +95,19 @@ def test_report_without_time_column(tmp_path):
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_troll_share_counts_the_models_flags(tmp_path, fmt):
     # the flag is the model's decision, whatever the probability: here 0.4 and 0.45 flagged, 0.6 not
-    rows = [{"id": str(i), "text": "t", "complaint_type": "none", "sentiment": "neutral", "troll": p, "is_troll": flag,
-             "lang": "en", "status": "ok"} for i, (p, flag) in enumerate([(0.4, True), (0.45, True), (0.6, False), (0.1, False)])]
+    rows = [
+        {
+            "id": str(i),
+            "text": "t",
+            "complaint_type": "none",
+            "sentiment": "neutral",
+            "troll": p,
+            "is_troll": flag,
+            "lang": "en",
+            "status": "ok",
+        }
+        for i, (p, flag) in enumerate([(0.4, True), (0.45, True), (0.6, False), (0.1, False)])
+    ]
     write_rows(tmp_path / f"scored.{fmt}", rows)
     assert summarize(tmp_path / f"scored.{fmt}").troll_share == 0.5
     for r in rows:

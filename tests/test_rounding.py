@@ -80,5 +80,7 @@ def test_quantize_int8_writes_the_given_levels(tiny_bundle, tmp_path):
 
 def test_export_records_the_rounding(tiny_bundle):
     recorded = json.loads((tiny_bundle / "metrics.json").read_text())["export_parity"]["int8_weight_rounding"]
-    assert recorded["method"] == "gptq" and recorded["weights"] == 2 * 6  # every encoder MatMul of the tiny model (heads are Gemm)
+    assert (
+        recorded["method"] == "gptq" and recorded["weights"] == 2 * 6
+    )  # every encoder MatMul of the tiny model (heads are Gemm)
     assert recorded["posts"] > 0 and recorded["posts_from"].endswith("training files")

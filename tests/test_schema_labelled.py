@@ -53,7 +53,9 @@ def test_read_labelled_all_formats(tmp_path, name):
 
 def test_read_labelled_names_line_and_field(tmp_path):
     p = tmp_path / "bad.csv"
-    p.write_text("text,sentiment,troll,lang\nfine,negative,0,en\nhello,happy,0,en\nworld,neutral,2,en\n,neutral,0,EN!\n")
+    p.write_text(
+        "text,sentiment,troll,lang\nfine,negative,0,en\nhello,happy,0,en\nworld,neutral,2,en\n,neutral,0,EN!\n"
+    )
     with pytest.raises(LabelledDataError) as e:
         read_labelled(p)
     msg = str(e.value)

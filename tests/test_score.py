@@ -21,15 +21,26 @@ def _rows(n):
     return [{"id": f"r{i}", "text": TEXTS[i % len(TEXTS)], "n": i} for i in range(n)]
 
 
-@pytest.mark.parametrize("src, dst", [("in.csv", "out.parquet"), ("in.jsonl.gz", "out.csv"), ("in.parquet", "out.jsonl.zst"),
-                                      ("in.csv.zst", "out.jsonl")])
+@pytest.mark.parametrize(
+    "src, dst",
+    [
+        ("in.csv", "out.parquet"),
+        ("in.jsonl.gz", "out.csv"),
+        ("in.parquet", "out.jsonl.zst"),
+        ("in.csv.zst", "out.jsonl"),
+    ],
+)
 def test_formats_keep_every_column_and_row(tiny_bundle, tmp_path, src, dst):
     write_rows(tmp_path / src, _rows(45))
-    summary = score(tmp_path / src, tmp_path / dst, ScoreOptions(bundle=str(tiny_bundle), chunk_size=10), progress=False)
+    summary = score(
+        tmp_path / src, tmp_path / dst, ScoreOptions(bundle=str(tiny_bundle), chunk_size=10), progress=False
+    )
     assert summary.rows == 45 and summary.status_counts == {"ok": 39, "empty": 6}
     out = [r.data for r in iter_rows(tmp_path / dst)]
     assert [r["id"] for r in out] == [f"r{i}" for i in range(45)]
-    assert {"text", "n", "complaint_type", "sentiment", "troll", "is_troll", "lang", "status", "truncated"} <= set(out[0])
+    assert {"text", "n", "complaint_type", "sentiment", "troll", "is_troll", "lang", "status", "truncated"} <= set(
+        out[0]
+    )
     empty = out[3]
     assert empty["status"] == "empty" and empty["lang"] == "und" and empty["complaint_type"] in (None, "")
     assert str(out[6]["truncated"]).lower() == "true"
@@ -39,7 +50,9 @@ def test_formats_keep_every_column_and_row(tiny_bundle, tmp_path, src, dst):
 def test_null_and_undecodable_text_are_counted_not_dropped(tiny_bundle, tmp_path):
     src = tmp_path / "in.jsonl.gz"
     with gzip.open(src, "wb") as f:
-        f.write(b'{"id": "a", "text": "fine"}\n{"id": "b", "text": null}\n{"id": "c", "text": "bad \xff bytes"}\n{"id": "d"}\n')
+        f.write(
+            b'{"id": "a", "text": "fine"}\n{"id": "b", "text": null}\n{"id": "c", "text": "bad \xff bytes"}\n{"id": "d"}\n'
+        )
     summary = score(src, tmp_path / "out.parquet", ScoreOptions(bundle=str(tiny_bundle)), progress=False)
     assert summary.rows == 4
     assert summary.status_counts == {"ok": 1, "null": 2, "undecodable": 1}
@@ -59,7 +72,12 @@ def test_missing_text_column_is_named(tiny_bundle, tmp_path):
     write_rows(tmp_path / "in.csv", [{"body": "hello"}])
     with pytest.raises(ScoreError, match="no 'text' column.*--text-column"):
         score(tmp_path / "in.csv", tmp_path / "o.parquet", ScoreOptions(bundle=str(tiny_bundle)), progress=False)
-    s = score(tmp_path / "in.csv", tmp_path / "o.parquet", ScoreOptions(bundle=str(tiny_bundle), text_column="body"), progress=False)
+    s = score(
+        tmp_path / "in.csv",
+        tmp_path / "o.parquet",
+        ScoreOptions(bundle=str(tiny_bundle), text_column="body"),
+        progress=False,
+    )
     assert s.rows == 1
 
 
@@ -68,8 +86,21 @@ def test_killed_run_resumes_with_exactly_one_row_per_input(tiny_bundle, tmp_path
     src = tmp_path / "in.jsonl"
     write_rows(src, _rows(n))
     out = tmp_path / "out.parquet"
-    cmd = [sys.executable, "-m", "earful.cli", "score", str(src), "-o", str(out), "--bundle", str(tiny_bundle),
-           "--chunk-size", "25", "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "earful.cli",
+        "score",
+        str(src),
+        "-o",
+        str(out),
+        "--bundle",
+        str(tiny_bundle),
+        "--chunk-size",
+        "25",
+        "--workers",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     partial = tmp_path / "out.parquet.partial"
     deadline = time.time() + 120
@@ -130,8 +161,26 @@ def test_batch_benchmark_scores_every_row_and_measures_memory(tiny_bundle, tmp_p
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "earful.batch.bench", "--rows", "300", "--workers", "1", "2",
-                        "--bundle", str(tiny_bundle), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=root)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "earful.batch.bench",
+            "--rows",
+            "300",
+            "--workers",
+            "1",
+            "2",
+            "--bundle",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads((tmp_path / "batch_bench.json").read_text())
     assert [run["workers"] for run in result["runs"]] == [1, 2]

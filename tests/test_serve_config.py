@@ -22,8 +22,14 @@ def test_one_worker_gets_every_core_unless_told(monkeypatch):
     assert ServeConfig.from_env().threads == 1
 
 
-@pytest.mark.parametrize("name, value, message", [("EARFUL_WORKERS", "two", "not an integer"), ("EARFUL_THREADS", "0", "at least 1"),
-                                                  ("EARFUL_VARIANT", "fp16", "use int8 or fp32")])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("EARFUL_WORKERS", "two", "not an integer"),
+        ("EARFUL_THREADS", "0", "at least 1"),
+        ("EARFUL_VARIANT", "fp16", "use int8 or fp32"),
+    ],
+)
 def test_bad_settings_are_named(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):

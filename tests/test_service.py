@@ -29,8 +29,22 @@ class Server:
         self.log_path = tmp_path / f"{name}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "earful.cli", "serve", "--bundle", str(bundle), "--port", str(self.port), "--threads", "1", *flags],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "earful.cli",
+                "serve",
+                "--bundle",
+                str(bundle),
+                "--port",
+                str(self.port),
+                "--threads",
+                "1",
+                *flags,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), **(env or {})},
         )
         deadline = time.time() + 90
@@ -47,8 +61,14 @@ class Server:
         raise RuntimeError(f"service did not become ready:\n{self.log_path.read_text()[-3000:]}")
 
     def post(self, body, headers=None, **kw):
-        return httpx.post(self.url + "/classify", content=body if isinstance(body, bytes) else None,
-                          json=None if isinstance(body, bytes) else body, headers=headers, timeout=60, **kw)
+        return httpx.post(
+            self.url + "/classify",
+            content=body if isinstance(body, bytes) else None,
+            json=None if isinstance(body, bytes) else body,
+            headers=headers,
+            timeout=60,
+            **kw,
+        )
 
     def logs(self) -> str:
         self.log.flush()
@@ -65,7 +85,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle, tmp_path_factory):
-    s = Server(tiny_bundle, tmp_path_factory.mktemp("svc"), "open", "--max-posts", "8", "--max-chars", "2000", "--keepalive-requests", "5")
+    s = Server(
+        tiny_bundle,
+        tmp_path_factory.mktemp("svc"),
+        "open",
+        "--max-posts",
+        "8",
+        "--max-chars",
+        "2000",
+        "--keepalive-requests",
+        "5",
+    )
     yield s
     s.stop()
 
@@ -74,21 +104,41 @@ def server(tiny_bundle, tmp_path_factory):
 def locked(tiny_bundle, tmp_path_factory):
     d = tmp_path_factory.mktemp("svc_key")
     (d / "key").write_text(KEY + "\n")
-    s = Server(tiny_bundle, d, "locked", "--api-key-file", str(d / "key"), "--max-concurrency", "2", "--trace-classify",
-               "--run-overhead-tokens", "7")
+    s = Server(
+        tiny_bundle,
+        d,
+        "locked",
+        "--api-key-file",
+        str(d / "key"),
+        "--max-concurrency",
+        "2",
+        "--trace-classify",
+        "--run-overhead-tokens",
+        "7",
+    )
     yield s
     s.stop()
 
 
 def test_classify_returns_results_in_order_with_model_info(server):
-    r = server.post({"posts": [{"text": "my order never came", "id": "a"}, {"text": "gracias", "id": "b", "lang": "es"}, {"text": ""}]})
+    r = server.post(
+        {
+            "posts": [
+                {"text": "my order never came", "id": "a"},
+                {"text": "gracias", "id": "b", "lang": "es"},
+                {"text": ""},
+            ]
+        }
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == {"name": "tiny-test", "version": "0.0.1"}
     res = body["results"]
     assert [x["id"] for x in res] == ["a", "b", None]
     assert {"complaint_type", "sentiment", "troll", "is_troll", "lang", "truncated", "status"} <= set(res[0])
-    assert res[0]["is_troll"] == (res[0]["troll"] >= 0.5)  # the fixture bundle's threshold: its validation has too few trolls
+    assert res[0]["is_troll"] == (
+        res[0]["troll"] >= 0.5
+    )  # the fixture bundle's threshold: its validation has too few trolls
     assert res[1]["lang"] == {"code": "es", "confidence": 1.0, "source": "hint"}
     assert res[2]["status"] == "empty" and res[2]["troll"] is None and res[2]["is_troll"] is None
 
@@ -104,7 +154,7 @@ BAD = [
     (b"", 400, "empty body"),
     (b'{"posts": [', 400, "malformed JSON"),
     (b'{"posts": [{"text": "\xff\xfe"}]}', 400, "not valid UTF-8"),
-    (b'[1, 2]', 400, 'JSON object with a "posts" list'),
+    (b"[1, 2]", 400, 'JSON object with a "posts" list'),
     (b'{"posts": "hello"}', 400, "posts: must be a list"),
     (b'{"posts": []}', 400, "posts: empty list"),
     (b'{"posts": [{"text": null}]}', 400, "posts[0].text: null, not a string"),
@@ -232,5 +282,10 @@ def test_overload_gets_503_with_retry_after(locked):
 
 
 def test_serve_refuses_a_broken_bundle_before_starting(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "earful.cli", "serve", "--bundle", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "earful.cli", "serve", "--bundle", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "not an earful bundle" in r.stderr

@@ -20,7 +20,7 @@ def svc(tiny_bundle, tmp_path_factory):
 
 
 def _in_progress(url: str) -> dict[str, float]:
-    found = re.findall(r'^bentoml_service_request_in_progress\{(.*?)\} (\S+)$', httpx.get(url + "/metrics").text, re.M)
+    found = re.findall(r"^bentoml_service_request_in_progress\{(.*?)\} (\S+)$", httpx.get(url + "/metrics").text, re.M)
     return {labels: float(v) for labels, v in found}
 
 
@@ -55,7 +55,8 @@ def test_language_hints_are_iso_codes_case_normalised(svc):
     after = httpx.get(svc.url + "/metrics").text
     assert 'label="english"' not in after and 'label="xx"' not in after
     assert len(re.findall("^earful_predicted_labels_total", after, re.M)) == len(
-        re.findall("^earful_predicted_labels_total", before, re.M))
+        re.findall("^earful_predicted_labels_total", before, re.M)
+    )
 
 
 def test_made_up_paths_add_no_metric_series(svc):

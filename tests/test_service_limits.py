@@ -26,8 +26,11 @@ def _posts(n: int, chars: int) -> dict:
     return {"posts": [{"id": str(i), "text": text} for i in range(n)]}
 
 
-@pytest.mark.parametrize("n, chars", [(256, 20), (1, 10_000), (256, 700), (256, 10_000)],
-                         ids=["256 posts", "one 10,000-character post", "256 x 700", "256 x 10,000"])
+@pytest.mark.parametrize(
+    "n, chars",
+    [(256, 20), (1, 10_000), (256, 700), (256, 10_000)],
+    ids=["256 posts", "one 10,000-character post", "256 x 700", "256 x 10,000"],
+)
 def test_a_request_at_the_default_limits_succeeds_on_an_idle_server(idle, n, chars):
     """BentoML's batcher split a request of more than 64 posts itself, and the parts kept the request's arrival
     time, so once its own earlier parts had run for the budget the rest was refused with 503."""
@@ -45,6 +48,7 @@ def test_requests_at_the_limits_log_no_error(idle):
 
 def test_a_queue_past_the_budget_still_gets_503_with_retry_after(idle):
     """24 callers of 64 long posts each queue far more posts than the tiny model answers in a 20 ms budget."""
+
     def one(_):
         r = idle.post(_posts(64, 2_000))
         return r.status_code, r.headers.get("retry-after"), r.json()

@@ -28,8 +28,11 @@ def test_static_reshapes_are_exact_and_drop_the_shape_chains(tiny_run, tmp_path)
     n = static_reshapes(raw, static)
     before, after = onnx.load(str(raw)), onnx.load(str(static))
     onnx.checker.check_model(after)
+
     def computed(m):
-        constant = {i.name for i in m.graph.initializer} | {node.output[0] for node in m.graph.node if node.op_type == "Constant"}
+        constant = {i.name for i in m.graph.initializer} | {
+            node.output[0] for node in m.graph.node if node.op_type == "Constant"
+        }
         return sum(node.op_type == "Reshape" and node.input[1] not in constant for node in m.graph.node)
 
     # every attention reshape became static; what is left (the mask's, of flattened data) has no static form
@@ -41,7 +44,7 @@ def test_static_reshapes_are_exact_and_drop_the_shape_chains(tiny_run, tmp_path)
     for batch, seq in ((1, 1), (1, 3), (4, 17), (2, 40)):  # none of them a probe shape
         ids = rng.integers(3, 100, (batch, seq))
         mask = np.ones((batch, seq), dtype=np.int64)
-        mask[0, seq // 2 + 1:] = 0
+        mask[0, seq // 2 + 1 :] = 0
         a, b = (s.run(None, {"input_ids": ids, "attention_mask": mask}) for s in sessions)
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)

@@ -5,20 +5,30 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file
 
-from conftest import tiny_config
 from earful.training.data import COARSE_COMPLAINT_ID, IGNORE, BalancedBatchSampler, TokenizedData
 from earful.training.trainer import TrainingError, multitask_loss, train
 
 
 def _batch(ct, sent, troll, lang):
-    return {"complaint_type": torch.tensor(ct), "sentiment": torch.tensor(sent), "troll": torch.tensor(troll), "lang": torch.tensor(lang)}
+    return {
+        "complaint_type": torch.tensor(ct),
+        "sentiment": torch.tensor(sent),
+        "troll": torch.tensor(troll),
+        "lang": torch.tensor(lang),
+    }
 
 
 def test_loss_is_masked_per_task_and_learns_from_coarse_complaints():
     torch.manual_seed(0)
-    out = {"complaint_type": torch.randn(3, 4), "sentiment": torch.randn(3, 3), "troll": torch.randn(3), "lang": torch.randn(3, 2)}
+    out = {
+        "complaint_type": torch.randn(3, 4),
+        "sentiment": torch.randn(3, 3),
+        "troll": torch.randn(3),
+        "lang": torch.randn(3, 2),
+    }
     batch = _batch([IGNORE, COARSE_COMPLAINT_ID, 3], [IGNORE] * 3, [IGNORE] * 3, [0, IGNORE, 1])
     loss, parts = multitask_loss(out, batch)
     assert set(parts) == {"complaint_type", "lang"}  # heads with no labels add nothing
@@ -31,8 +41,10 @@ def test_loss_is_masked_per_task_and_learns_from_coarse_complaints():
 
 def test_coarse_label_pushes_mass_to_complaint_types():
     logits = torch.zeros(1, 4, requires_grad=True)
-    loss, _ = multitask_loss({"complaint_type": logits, "sentiment": torch.zeros(1, 3), "troll": torch.zeros(1), "lang": torch.zeros(1, 2)},
-                             _batch([COARSE_COMPLAINT_ID], [IGNORE], [IGNORE], [IGNORE]))
+    loss, _ = multitask_loss(
+        {"complaint_type": logits, "sentiment": torch.zeros(1, 3), "troll": torch.zeros(1), "lang": torch.zeros(1, 2)},
+        _batch([COARSE_COMPLAINT_ID], [IGNORE], [IGNORE], [IGNORE]),
+    )
     loss.backward()
     g = logits.grad[0]
     assert (g[:3] < 0).all() and g[3] > 0  # gradient descent raises the three types, lowers `none`
@@ -41,7 +53,9 @@ def test_coarse_label_pushes_mass_to_complaint_types():
 
 def _data(sources, lengths):
     n = len(sources)
-    return TokenizedData(input_ids=[[0] * L for L in lengths], labels={"lang": np.zeros(n, np.int64)}, sources=np.array(sources))
+    return TokenizedData(
+        input_ids=[[0] * L for L in lengths], labels={"lang": np.zeros(n, np.int64)}, sources=np.array(sources)
+    )
 
 
 def test_sampler_is_deterministic_balanced_and_length_bucketed():
@@ -74,7 +88,9 @@ def test_training_writes_best_model_calibration_and_history(tiny_run):
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, tiny_base, tiny_data):
     straight = tiny_config(tmp_path / "a", tiny_base, tiny_data, epochs=2, steps_per_epoch=4)
     train(straight)
-    first = tiny_config(tmp_path / "b", tiny_base, tiny_data, epochs=2, steps_per_epoch=4, max_steps=3)  # stops mid-epoch 1
+    first = tiny_config(
+        tmp_path / "b", tiny_base, tiny_data, epochs=2, steps_per_epoch=4, max_steps=3
+    )  # stops mid-epoch 1
     train(first)
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 3
     with pytest.raises(TrainingError, match="--resume"):
@@ -97,8 +113,18 @@ def test_resume_refuses_a_changed_recipe(tmp_path, tiny_base, tiny_data):
 
 def test_early_stopping_stops_when_validation_stalls(tmp_path, tiny_base, tiny_data):
     # learning rate 0 => validation never improves after epoch 1 => stop after 1 + patience epochs
-    result = train(tiny_config(tmp_path / "s", tiny_base, tiny_data, epochs=6, steps_per_epoch=2, learning_rate=0.0,
-                               head_learning_rate=0.0, patience=2))
+    result = train(
+        tiny_config(
+            tmp_path / "s",
+            tiny_base,
+            tiny_data,
+            epochs=6,
+            steps_per_epoch=2,
+            learning_rate=0.0,
+            head_learning_rate=0.0,
+            patience=2,
+        )
+    )
     assert result.stopped_early and result.best_epoch == 1
     assert len((tmp_path / "s" / "history.jsonl").read_text().splitlines()) == 3
 
@@ -110,12 +136,18 @@ def test_freezing_keeps_frozen_weights(tmp_path, tiny_base, tiny_data):
     before = BertModel.from_pretrained(str(tiny_base), add_pooling_layer=False).state_dict()
     after = load_file(str(tmp_path / "f" / "checkpoint" / "model.safetensors"))
     assert torch.equal(after["encoder.embeddings.word_embeddings.weight"], before["embeddings.word_embeddings.weight"])
-    assert torch.equal(after["encoder.encoder.layer.0.output.dense.weight"], before["encoder.layer.0.output.dense.weight"])
-    assert not torch.equal(after["encoder.encoder.layer.1.output.dense.weight"], before["encoder.layer.1.output.dense.weight"])
+    assert torch.equal(
+        after["encoder.encoder.layer.0.output.dense.weight"], before["encoder.layer.0.output.dense.weight"]
+    )
+    assert not torch.equal(
+        after["encoder.encoder.layer.1.output.dense.weight"], before["encoder.layer.1.output.dense.weight"]
+    )
 
 
 def test_a_longer_run_actually_learns(tmp_path, tiny_base, tiny_data):
-    result = train(tiny_config(tmp_path / "l", tiny_base, tiny_data, epochs=4, steps_per_epoch=25, batch_size=16, dropout=0.0))
+    result = train(
+        tiny_config(tmp_path / "l", tiny_base, tiny_data, epochs=4, steps_per_epoch=25, batch_size=16, dropout=0.0)
+    )
     scores = json.loads((tmp_path / "l" / "best" / "training.json").read_text())["validation_macro_f1"]
     # chance macro-F1 is ~0.33 for 3 languages; the synthetic languages are trivially separable
     assert scores["lang"] > 0.6, scores
@@ -124,14 +156,27 @@ def test_a_longer_run_actually_learns(tmp_path, tiny_base, tiny_data):
 
 def test_init_from_continues_a_previous_run(tmp_path, tiny_base, tiny_data, tiny_run):
     # zero learning rates: the second stage must start (and stay) exactly where the first ended
-    train(tiny_config(tmp_path / "stage2", tiny_base, tiny_data, init_from=str(tiny_run), learning_rate=0.0,
-                      head_learning_rate=0.0, max_steps=2))
+    train(
+        tiny_config(
+            tmp_path / "stage2",
+            tiny_base,
+            tiny_data,
+            init_from=str(tiny_run),
+            learning_rate=0.0,
+            head_learning_rate=0.0,
+            max_steps=2,
+        )
+    )
     a = load_file(str(tiny_run / "best" / "model.safetensors"))
     b = load_file(str(tmp_path / "stage2" / "checkpoint" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
     with pytest.raises(TrainingError, match="lang head"):
-        train(tiny_config(tmp_path / "stage3", tiny_base, tiny_data, init_from=str(tiny_run), languages=["en", "es"], max_steps=1))
+        train(
+            tiny_config(
+                tmp_path / "stage3", tiny_base, tiny_data, init_from=str(tiny_run), languages=["en", "es"], max_steps=1
+            )
+        )
 
 
 def test_validation_subset_is_seeded_and_spread(tiny_data, tiny_base):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from earful.labelled import LabelledDataError, LabelledSet, read_labelled
-from earful.schema import COMPLAINT, COMPLAINT_TYPES, SENTIMENTS, UNDETERMINED
 from earful.models.tokenization import TextEncoder
+from earful.schema import COMPLAINT, COMPLAINT_TYPES, SENTIMENTS, UNDETERMINED
 
 IGNORE = -100
 COARSE_COMPLAINT_ID = len(COMPLAINT_TYPES)  # complaint of unknown type
@@ -52,7 +52,9 @@ def encode_labels(s: LabelledSet, languages: list[str]) -> dict[str, np.ndarray]
     sent_index = {c: i for i, c in enumerate(SENTIMENTS)}
     lang_index = {c: i for i, c in enumerate(languages)}
     return {
-        "complaint_type": np.array([ct_index.get(v, IGNORE) if v else IGNORE for v in s.complaint_type], dtype=np.int64),
+        "complaint_type": np.array(
+            [ct_index.get(v, IGNORE) if v else IGNORE for v in s.complaint_type], dtype=np.int64
+        ),
         "sentiment": np.array([sent_index.get(v, IGNORE) if v else IGNORE for v in s.sentiment], dtype=np.int64),
         "troll": np.array([IGNORE if v is None else v for v in s.troll], dtype=np.int64),
         "lang": np.array([lang_index.get(v, IGNORE) if v else IGNORE for v in s.lang], dtype=np.int64),
@@ -75,8 +77,9 @@ class TokenizedData:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def tokenize_sets(sets: list[LabelledSet], encoder: TextEncoder, languages: list[str], max_rows: int | None = None,
-                  seed: int = 0) -> TokenizedData:
+def tokenize_sets(
+    sets: list[LabelledSet], encoder: TextEncoder, languages: list[str], max_rows: int | None = None, seed: int = 0
+) -> TokenizedData:
     """Tokenize through ``datasets`` (batched map) and gather labels. With
     ``max_rows``, each file contributes a seeded random subset of that size
     (files are often sorted by language or label, so the first rows would not do)."""
@@ -95,7 +98,12 @@ def tokenize_sets(sets: list[LabelledSet], encoder: TextEncoder, languages: list
         for task, arr in encode_labels(s, languages).items():
             labels[task].append(arr[rows])
     ds = datasets.Dataset.from_dict({"text": texts})
-    ds = ds.map(lambda b: {"input_ids": encoder.encode_ids(b["text"])[0]}, batched=True, batch_size=1000, remove_columns=["text"])
+    ds = ds.map(
+        lambda b: {"input_ids": encoder.encode_ids(b["text"])[0]},
+        batched=True,
+        batch_size=1000,
+        remove_columns=["text"],
+    )
     return TokenizedData(
         input_ids=ds["input_ids"],
         labels={k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in labels.items()},
@@ -107,8 +115,15 @@ class BalancedBatchSampler:
     """Deterministic batches per epoch: ``epoch(e)`` always returns the same list,
     so a resumed run can skip exactly the batches it already trained on."""
 
-    def __init__(self, data: TokenizedData, batch_size: int, steps_per_epoch: int, alpha: float, seed: int,
-                 source_weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        data: TokenizedData,
+        batch_size: int,
+        steps_per_epoch: int,
+        alpha: float,
+        seed: int,
+        source_weights: dict[str, float] | None = None,
+    ):
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed

@@ -38,6 +38,7 @@ from earful.schema import TASK_NAMES
 from earful.training.data import IGNORE, TokenizedData, load_sets, tokenize_sets
 from earful.training.trainer import head_loss, head_score, head_temperature, scored_rows
 
+
 class RefitError(ValueError):
     """A refit cannot run; the message says what to change."""
 
@@ -109,8 +110,15 @@ def _head_logits(head: str, features: np.ndarray | torch.Tensor, weight, bias):
     return logits[:, 0] if head == "troll" else logits
 
 
-def fit_head(head: str, features: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, weight_decay: float,
-             max_iterations: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_head(
+    head: str,
+    features: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    weight_decay: float,
+    max_iterations: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """The head's linear layer that minimises training's loss for it (:func:`head_loss`) plus an L2
     penalty, by full-batch L-BFGS from (weight, bias): logistic regression for the troll head, multinomial
     for the others, with complaint type's coarse ``complaint`` rows counted as training counts them."""
@@ -129,13 +137,24 @@ def fit_head(head: str, features: np.ndarray, y: np.ndarray, weight: np.ndarray,
     return w.detach().numpy(), b.detach().numpy()
 
 
-def _record(history: dict, config: RefitConfig, train_files: list[str], val_files: list[str], result: RefitResult, src: Path) -> dict:
+def _record(
+    history: dict, config: RefitConfig, train_files: list[str], val_files: list[str], result: RefitResult, src: Path
+) -> dict:
     """training.json of the refitted folder: the source's, with the new scores and this refit appended to ``refits``."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("train", "validation", "heads")}
-    record = {**settings, "train": train_files, "validation": val_files, "refitted_from": str(src),
-              "heads": {h.head: {k: v for k, v in asdict(h).items() if k != "head"} for h in result.heads},
-              "encoded_rows": result.encoded_rows, "seconds": result.seconds}
-    scores = {**history.get("validation_macro_f1", {}), **{h.head: h.validation_macro_f1_after for h in result.heads if h.applied}}
+    record = {
+        **settings,
+        "train": train_files,
+        "validation": val_files,
+        "refitted_from": str(src),
+        "heads": {h.head: {k: v for k, v in asdict(h).items() if k != "head"} for h in result.heads},
+        "encoded_rows": result.encoded_rows,
+        "seconds": result.seconds,
+    }
+    scores = {
+        **history.get("validation_macro_f1", {}),
+        **{h.head: h.validation_macro_f1_after for h in result.heads if h.applied},
+    }
     return {**history, "validation_macro_f1": scores, "refits": [*history.get("refits", []), record]}
 
 
@@ -143,7 +162,9 @@ def refit_heads(config: RefitConfig) -> RefitResult:
     """Fit ``config.heads`` again on the frozen encoder; write the new model folder."""
     unknown = [h for h in config.heads if h not in TASK_NAMES]
     if unknown or not config.heads:
-        raise RefitError(f"cannot refit {', '.join(map(repr, unknown)) or 'no head'}; choose heads from {', '.join(TASK_NAMES)}")
+        raise RefitError(
+            f"cannot refit {', '.join(map(repr, unknown)) or 'no head'}; choose heads from {', '.join(TASK_NAMES)}"
+        )
     heads = [h for h in TASK_NAMES if h in config.heads]
     out = Path(config.output_dir)
     if out.exists():
@@ -153,28 +174,42 @@ def refit_heads(config: RefitConfig) -> RefitResult:
         torch.set_num_threads(config.threads)
     src = trained_folder(config.model)
     if src is None:
-        raise RefitError(f"{config.model} is not a trained model folder (no {CONFIG_FILE}); give the output folder of `earful train`")
+        raise RefitError(
+            f"{config.model} is not a trained model folder (no {CONFIG_FILE}); give the output folder of `earful train`"
+        )
     model = MultiTaskModel.load(src)
     encoder = TextEncoder(src / TOKENIZER_FILE, model.config.max_length, model.config.input_prefix)
     languages = list(model.config.languages)
     history = json.loads((src / "training.json").read_text()) if (src / "training.json").is_file() else {}
     trained_with = history.get("config", {})
 
-    train_files, val_files = config.train or trained_with.get("train"), config.validation or trained_with.get("validation")
+    train_files, val_files = (
+        config.train or trained_with.get("train"),
+        config.validation or trained_with.get("validation"),
+    )
     if not train_files or not val_files:
-        raise RefitError(f"{src}/training.json does not list the files the model was trained on; give --train and --validation")
+        raise RefitError(
+            f"{src}/training.json does not list the files the model was trained on; give --train and --validation"
+        )
     train = tokenize_sets(load_sets(train_files), encoder, languages)
     rows = {h: _capped_rows(train, h, config.rows_per_label, config.seed) for h in heads}
     if empty := [h for h in heads if len(rows[h]) == 0]:
-        raise RefitError(f"no training row has a label for the {', '.join(empty)} head; give --train files that label it")
+        raise RefitError(
+            f"no training row has a label for the {', '.join(empty)} head; give --train files that label it"
+        )
     # The validation rows training picked (same cap and seed), so scores and temperatures compare with training's.
-    val = tokenize_sets(load_sets(val_files), encoder, languages, trained_with.get("max_validation_rows"),
-                        trained_with.get("seed", 0))
+    val = tokenize_sets(
+        load_sets(val_files), encoder, languages, trained_with.get("max_validation_rows"), trained_with.get("seed", 0)
+    )
     if few := [h for h in heads if not scored_rows(h, val.labels[h]).any()]:
-        raise RefitError(f"the validation files have no rows labelled for the {', '.join(few)} head; its temperature needs some")
+        raise RefitError(
+            f"the validation files have no rows labelled for the {', '.join(few)} head; its temperature needs some"
+        )
 
     encoded = np.unique(np.concatenate(list(rows.values())))
-    train_x = model.pooled([train.input_ids[i] for i in encoded], encoder.pad, config.batch_size, progress="encode train")
+    train_x = model.pooled(
+        [train.input_ids[i] for i in encoded], encoder.pad, config.batch_size, progress="encode train"
+    )
     val_x = model.pooled(val.input_ids, encoder.pad, config.batch_size, progress="encode validation")
 
     results, new_logits = [], {}
@@ -182,7 +217,9 @@ def refit_heads(config: RefitConfig) -> RefitResult:
         layer = model.heads[h]
         old_w, old_b = layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
         x = train_x[np.searchsorted(encoded, rows[h])]
-        new_w, new_b = fit_head(h, x, train.labels[h][rows[h]], old_w, old_b, config.weight_decay, config.max_iterations)
+        new_w, new_b = fit_head(
+            h, x, train.labels[h][rows[h]], old_w, old_b, config.weight_decay, config.max_iterations
+        )
         before, after = _head_logits(h, val_x, old_w, old_b), _head_logits(h, val_x, new_w, new_b)
         f1_before, f1_after = (round(float(head_score(h, v, val.labels[h])), 4) for v in (before, after))
         applied = f1_after > f1_before or not config.keep_better
@@ -191,17 +228,38 @@ def refit_heads(config: RefitConfig) -> RefitResult:
                 layer.weight.copy_(torch.from_numpy(new_w))
                 layer.bias.copy_(torch.from_numpy(new_b))
             new_logits[h] = after
-        results.append(HeadRefit(h, len(rows[h]), int(scored_rows(h, val.labels[h]).sum()), f1_before, f1_after,
-                                 head_temperature(h, after, val.labels[h]), applied))
+        results.append(
+            HeadRefit(
+                h,
+                len(rows[h]),
+                int(scored_rows(h, val.labels[h]).sum()),
+                f1_before,
+                f1_after,
+                head_temperature(h, after, val.labels[h]),
+                applied,
+            )
+        )
 
     result = RefitResult(out, tuple(results), len(encoded), round(time.perf_counter() - started, 1))
-    _write_folder(src, out, model, {r.head: r.temperature for r in results if r.applied}, new_logits,
-                  _record(history, config, train_files, val_files, result, src))
+    _write_folder(
+        src,
+        out,
+        model,
+        {r.head: r.temperature for r in results if r.applied},
+        new_logits,
+        _record(history, config, train_files, val_files, result, src),
+    )
     return result
 
 
-def _write_folder(src: Path, out: Path, model: MultiTaskModel, temperatures: dict[str, float], logits: dict[str, np.ndarray],
-                  training: dict) -> None:
+def _write_folder(
+    src: Path,
+    out: Path,
+    model: MultiTaskModel,
+    temperatures: dict[str, float],
+    logits: dict[str, np.ndarray],
+    training: dict,
+) -> None:
     """``out``: a copy of the model folder ``src`` with the refitted weights, the new heads' temperatures and
     validation logits, and ``training`` as its training.json; written beside it and renamed into place."""
     tmp = out.with_name(out.name + ".tmp")
@@ -209,8 +267,11 @@ def _write_folder(src: Path, out: Path, model: MultiTaskModel, temperatures: dic
     shutil.copytree(src, tmp)
     model.save(tmp)
     calibration_path = tmp / "calibration.json"
-    calibration = (json.loads(calibration_path.read_text()) if calibration_path.is_file()
-                   else {"temperature": {}, "method": "temperature scaling on validation NLL"})
+    calibration = (
+        json.loads(calibration_path.read_text())
+        if calibration_path.is_file()
+        else {"temperature": {}, "method": "temperature scaling on validation NLL"}
+    )
     calibration["temperature"].update(temperatures)
     calibration_path.write_text(json.dumps(calibration, indent=2))
     if (tmp / "validation_logits.npz").is_file():

@@ -100,15 +100,21 @@ def head_loss(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor 
     return F.cross_entropy(logits[known], y[known])
 
 
-def multitask_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def multitask_loss(
+    outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over heads of each head's mean loss on the rows labelled for it (:func:`head_loss`)."""
-    parts = {task: loss for task, logits in outputs.items() if (loss := head_loss(task, logits, batch[task])) is not None}
+    parts = {
+        task: loss for task, logits in outputs.items() if (loss := head_loss(task, logits, batch[task])) is not None
+    }
     if not parts:  # cannot happen with validated data: every source labels some head
         raise TrainingError("a batch has no labels for any head")
     return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
 
 
-def predict_logits(model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64) -> dict[str, np.ndarray]:
+def predict_logits(
+    model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64
+) -> dict[str, np.ndarray]:
     """Logits for every row of a split, in row order."""
     return model.logits(data.input_ids, encoder.pad, batch_size, device)
 
@@ -138,7 +144,9 @@ def head_temperature(task: str, logits: np.ndarray, y: np.ndarray) -> float:
 
 def head_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
     """Validation macro-F1 per head that has labelled rows."""
-    return {task: score for task, value in logits.items() if (score := head_score(task, value, labels[task])) is not None}
+    return {
+        task: score for task, value in logits.items() if (score := head_score(task, value, labels[task])) is not None
+    }
 
 
 def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
@@ -164,7 +172,9 @@ class Trainer:
         base_dir = resolve_base(cfg.base)
         positions = json.loads((base_dir / "config.json").read_text()).get("max_position_embeddings", cfg.max_length)
         if cfg.max_length > positions:
-            raise TrainingError(f"max_length {cfg.max_length} exceeds the base encoder's {positions} positions; set max_length ≤ {positions}")
+            raise TrainingError(
+                f"max_length {cfg.max_length} exceeds the base encoder's {positions} positions; set max_length ≤ {positions}"
+            )
         prefix = cfg.input_prefix if cfg.input_prefix is not None else (E5_PREFIX if cfg.base == BASE_NAME else "")
         self.encoder = TextEncoder(base_dir / TOKENIZER_FILE, cfg.max_length, prefix)
         self.base_dir = base_dir
@@ -174,9 +184,13 @@ class Trainer:
         self.train_data = tokenize_sets(train_sets, self.encoder, self.languages)
         self.val_data = tokenize_sets(val_sets, self.encoder, self.languages, cfg.max_validation_rows, cfg.seed)
         self.steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(len(self.train_data) / cfg.batch_size))
-        self.sampler = BalancedBatchSampler(self.train_data, cfg.batch_size, self.steps_per_epoch, cfg.sampling_alpha, cfg.seed, cfg.source_weights)
+        self.sampler = BalancedBatchSampler(
+            self.train_data, cfg.batch_size, self.steps_per_epoch, cfg.sampling_alpha, cfg.seed, cfg.source_weights
+        )
         torch.manual_seed(cfg.seed)
-        self.model = MultiTaskModel.from_pretrained_encoder(base_dir, self.languages, cfg.max_length, prefix, cfg.dropout).to(self.device)
+        self.model = MultiTaskModel.from_pretrained_encoder(
+            base_dir, self.languages, cfg.max_length, prefix, cfg.dropout
+        ).to(self.device)
         self.head_rows = head_training_rows(self.train_data.labels)
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
@@ -184,15 +198,30 @@ class Trainer:
         head_params = [p for n, p in self.model.named_parameters() if n.startswith("heads.") and p.requires_grad]
         body = [(n, p) for n, p in self.model.named_parameters() if not n.startswith("heads.") and p.requires_grad]
         no_decay = ("bias", "LayerNorm")
-        self.optimizer = torch.optim.AdamW([
-            {"params": [p for n, p in body if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay, "lr": cfg.learning_rate},
-            {"params": [p for n, p in body if any(k in n for k in no_decay)], "weight_decay": 0.0, "lr": cfg.learning_rate},
-            {"params": head_params, "weight_decay": 0.0, "lr": cfg.head_learning_rate},
-        ])
+        self.optimizer = torch.optim.AdamW(
+            [
+                {
+                    "params": [p for n, p in body if not any(k in n for k in no_decay)],
+                    "weight_decay": cfg.weight_decay,
+                    "lr": cfg.learning_rate,
+                },
+                {
+                    "params": [p for n, p in body if any(k in n for k in no_decay)],
+                    "weight_decay": 0.0,
+                    "lr": cfg.learning_rate,
+                },
+                {"params": head_params, "weight_decay": 0.0, "lr": cfg.head_learning_rate},
+            ]
+        )
         total = cfg.epochs * self.steps_per_epoch
         warmup = max(1, int(cfg.warmup_ratio * total))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)) if s >= warmup else (s + 1) / warmup
+            self.optimizer,
+            lambda s: (
+                min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
+                if s >= warmup
+                else (s + 1) / warmup
+            ),
         )
         self.total_steps = total
 
@@ -204,11 +233,16 @@ class Trainer:
             raise TrainingError(f"init_from {given} is not a trained model folder (no network.json)")
         previous = json.loads((source / "network.json").read_text())
         if previous["languages"] != self.languages:
-            raise TrainingError(f"init_from {source} has lang head {previous['languages']}, this run has {self.languages}; "
-                                "set `languages` in the config to the earlier run's list")
+            raise TrainingError(
+                f"init_from {source} has lang head {previous['languages']}, this run has {self.languages}; "
+                "set `languages` in the config to the earlier run's list"
+            )
         self.model.load_state_dict(load_file(str(source / "model.safetensors")))
-        earlier = json.loads((source / "training.json").read_text()).get("head_training_rows", {}) \
-            if (source / "training.json").is_file() else {}
+        earlier = (
+            json.loads((source / "training.json").read_text()).get("head_training_rows", {})
+            if (source / "training.json").is_file()
+            else {}
+        )
         self.head_rows = {task: n + int(earlier.get(task, 0)) for task, n in self.head_rows.items()}
 
     def _freeze(self) -> None:
@@ -227,8 +261,14 @@ class Trainer:
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save(tmp)
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / OPTIMIZER_FILE)
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp / OPTIMIZER_FILE,
+        )
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         final = self.out / "checkpoint"
         old = self.out / "checkpoint.old"
@@ -258,13 +298,25 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save(tmp)
         shutil.copy(self.base_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        np.savez(tmp / "validation_logits.npz", **{f"logits_{k}": v for k, v in val_logits.items()},
-                 **{f"labels_{k}": v for k, v in self.val_data.labels.items()})
-        (tmp / "training.json").write_text(json.dumps({
-            "config": self.config.to_dict(), "epoch": epoch, "validation_macro_f1": scores,
-            "base_model": self.config.base, "train_rows": len(self.train_data), "validation_rows": len(self.val_data),
-            "head_training_rows": self.head_rows,
-        }, indent=2))
+        np.savez(
+            tmp / "validation_logits.npz",
+            **{f"logits_{k}": v for k, v in val_logits.items()},
+            **{f"labels_{k}": v for k, v in self.val_data.labels.items()},
+        )
+        (tmp / "training.json").write_text(
+            json.dumps(
+                {
+                    "config": self.config.to_dict(),
+                    "epoch": epoch,
+                    "validation_macro_f1": scores,
+                    "base_model": self.config.base,
+                    "train_rows": len(self.train_data),
+                    "validation_rows": len(self.val_data),
+                    "head_training_rows": self.head_rows,
+                },
+                indent=2,
+            )
+        )
         shutil.rmtree(best, ignore_errors=True)
         tmp.rename(best)
 
@@ -275,19 +327,33 @@ class Trainer:
         if resume and not has_ckpt:
             raise TrainingError(f"nothing to resume: {self.out} has no checkpoint; run without --resume to start")
         if not resume and has_ckpt:
-            raise TrainingError(f"{self.out} already holds a training run; pass --resume to continue it, or choose another output folder")
+            raise TrainingError(
+                f"{self.out} already holds a training run; pass --resume to continue it, or choose another output folder"
+            )
         saved_languages = None
         if resume:
             state_path = ckpt / STATE_FILE if (ckpt / STATE_FILE).exists() else self.out / "checkpoint.old" / STATE_FILE
             saved = json.loads(state_path.read_text())
             if saved["fingerprint"] != self.config.fingerprint():
-                changed = sorted(k for k in saved["fingerprint"] if saved["fingerprint"].get(k) != self.config.fingerprint().get(k))
+                changed = sorted(
+                    k for k in saved["fingerprint"] if saved["fingerprint"].get(k) != self.config.fingerprint().get(k)
+                )
                 raise TrainingError(f"cannot resume: the config differs from the interrupted run in {changed}")
             saved_languages = saved["languages"]
         self.out.mkdir(parents=True, exist_ok=True)
         self._prepare(saved_languages)
-        state = {"epoch": 0, "batch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1, "bad_epochs": 0,
-                 "seconds": 0.0, "languages": self.languages, "fingerprint": self.config.fingerprint(), "done": False}
+        state = {
+            "epoch": 0,
+            "batch": 0,
+            "step": 0,
+            "best_score": -1.0,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "seconds": 0.0,
+            "languages": self.languages,
+            "fingerprint": self.config.fingerprint(),
+            "done": False,
+        }
         if resume:
             state = self._load_checkpoint()
             if state.get("done"):
@@ -296,7 +362,15 @@ class Trainer:
         return self._loop(state)
 
     def _result(self, state: dict, stopped_early: bool) -> TrainResult:
-        return TrainResult(self.out, self.out / "best", state["best_score"], state["best_epoch"], state["step"], state["seconds"], stopped_early)
+        return TrainResult(
+            self.out,
+            self.out / "best",
+            state["best_score"],
+            state["best_epoch"],
+            state["step"],
+            state["seconds"],
+            stopped_early,
+        )
 
     def _loop(self, state: dict) -> TrainResult:
         from tqdm.auto import tqdm
@@ -304,18 +378,32 @@ class Trainer:
         cfg = self.config
         limit = min(self.total_steps, cfg.max_steps) if cfg.max_steps else self.total_steps
         started = time.monotonic() - state["seconds"]
-        bar = tqdm(total=limit, initial=state["step"], desc="train", unit="step", dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30)
+        bar = tqdm(
+            total=limit,
+            initial=state["step"],
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30,
+        )
         stopped_early = False
         try:
             while state["epoch"] < cfg.epochs and state["step"] < limit:
                 self.model.train()
                 batches = self.sampler.epoch(state["epoch"])
-                for idx in batches[state["batch"]:]:
+                for idx in batches[state["batch"] :]:
                     if state["step"] >= limit:
                         break
-                    batch = {k: torch.from_numpy(v).to(self.device) for k, v in collate(self.train_data, idx, self.encoder).items()}
-                    outputs = dict(zip((t.name for t in self.model.schema.tasks), self.model(batch["input_ids"], batch["attention_mask"])))
+                    batch = {
+                        k: torch.from_numpy(v).to(self.device)
+                        for k, v in collate(self.train_data, idx, self.encoder).items()
+                    }
+                    outputs = dict(
+                        zip(
+                            (t.name for t in self.model.schema.tasks),
+                            self.model(batch["input_ids"], batch["attention_mask"]),
+                        )
+                    )
                     loss, parts = multitask_loss(outputs, batch)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -339,7 +427,9 @@ class Trainer:
             state["seconds"] = time.monotonic() - started
             self._save_checkpoint(state)
             bar.close()
-            raise TrainingError(f"interrupted at step {state['step']}; continue with --resume (checkpoint in {self.out / 'checkpoint'})") from None
+            raise TrainingError(
+                f"interrupted at step {state['step']}; continue with --resume (checkpoint in {self.out / 'checkpoint'})"
+            ) from None
         bar.close()
         state["seconds"] = time.monotonic() - started
         if state["best_epoch"] < 0:  # stopped by max_steps before an epoch ended: keep what we have
@@ -362,7 +452,12 @@ class Trainer:
         epoch = state["epoch"]
         with open(self.out / "history.jsonl", "a") as f:
             f.write(json.dumps({"epoch": epoch + 1, "step": state["step"], "mean_macro_f1": mean, **scores}) + "\n")
-        print(f"epoch {epoch + 1}: validation macro-F1 " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()) + f" (mean {mean:.3f})", file=sys.stderr)
+        print(
+            f"epoch {epoch + 1}: validation macro-F1 "
+            + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+            + f" (mean {mean:.3f})",
+            file=sys.stderr,
+        )
         if mean > state["best_score"]:
             state.update(best_score=mean, best_epoch=epoch + 1, bad_epochs=0)
             self._save_best(logits, scores, epoch + 1)
@@ -376,10 +471,12 @@ class Trainer:
         """Fit temperatures on the best model's validation logits; write metrics."""
         best = self.out / "best"
         saved = np.load(best / "validation_logits.npz", allow_pickle=False)
-        logits = {k[len("logits_"):]: saved[k] for k in saved.files if k.startswith("logits_")}
-        labels = {k[len("labels_"):]: saved[k] for k in saved.files if k.startswith("labels_")}
+        logits = {k[len("logits_") :]: saved[k] for k in saved.files if k.startswith("logits_")}
+        labels = {k[len("labels_") :]: saved[k] for k in saved.files if k.startswith("labels_")}
         temps = calibrate(logits, labels)
-        (best / "calibration.json").write_text(json.dumps({"temperature": temps, "method": "temperature scaling on validation NLL"}, indent=2))
+        (best / "calibration.json").write_text(
+            json.dumps({"temperature": temps, "method": "temperature scaling on validation NLL"}, indent=2)
+        )
 
 
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:

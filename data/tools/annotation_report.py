@@ -45,8 +45,12 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
 def agreement(first: dict[str, dict[str, str]], second: dict[str, dict[str, str]], title: str) -> list[str]:
     """Markdown lines: kappa and raw agreement per label on the rows both passes labelled."""
     common = sorted(set(second) & set(first))
-    lines = [f"Agreement between the first pass and the independent second pass, {title}:", "",
-             "| label | Cohen's kappa | raw agreement |", "|---|---|---|"]
+    lines = [
+        f"Agreement between the first pass and the independent second pass, {title}:",
+        "",
+        "| label | Cohen's kappa | raw agreement |",
+        "|---|---|---|",
+    ]
     views = {f: (lambda r, f=f: r[f]) for f in FIELDS}
     views["complaint vs none"] = lambda r: "none" if r["complaint_type"] == "none" else "complaint"
     rare = []
@@ -61,22 +65,32 @@ def agreement(first: dict[str, dict[str, str]], second: dict[str, dict[str, str]
             rare.append(f"{name} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))} over both passes)")
     lines += [""]
     if rare:
-        lines += ["Kappa is uninformative where one label is (almost) always given: " + "; ".join(rare) +
-                  ". Chance agreement is then (near) 1, so a single disagreement on a rare label drives kappa to 0, "
-                  "and with one label only it is undefined; read the raw agreement and the counts there.", ""]
+        lines += [
+            "Kappa is uninformative where one label is (almost) always given: "
+            + "; ".join(rare)
+            + ". Chance agreement is then (near) 1, so a single disagreement on a rare label drives kappa to 0, "
+            "and with one label only it is undefined; read the raw agreement and the counts there.",
+            "",
+        ]
     return lines
 
 
 def main() -> None:
     first: dict[str, dict[str, str]] = {}
-    lines = [HEADING, "", "Who and how: every label below was assigned by reading the post, one at a time, following "
-             "`../shared/ANNOTATION.md`, by LLM annotation agents (Claude, run as separate helper sessions of the earful "
-             "developers), one agent per batch; no keyword rule or model prediction was used to assign a label. "
-             "The second pass was made by a separate agent that saw only the texts, not the first labels. "
-             "Round 1 (2026-11-22: preotiuc_*, airline_a/b, spotify_a/b, second_pass) gives the validation rows; "
-             "round 2 (2026-12-02: airline_c/d/e, spotify_c, second_pass_2, drawn by "
-             "`data/tools/make_annotation_batches.py` from the posts round 1 left) adds training rows only.", "",
-             "| batch | drawn | labelled | order_error | product | poor_service | none |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        HEADING,
+        "",
+        "Who and how: every label below was assigned by reading the post, one at a time, following "
+        "`../shared/ANNOTATION.md`, by LLM annotation agents (Claude, run as separate helper sessions of the earful "
+        "developers), one agent per batch; no keyword rule or model prediction was used to assign a label. "
+        "The second pass was made by a separate agent that saw only the texts, not the first labels. "
+        "Round 1 (2026-11-22: preotiuc_*, airline_a/b, spotify_a/b, second_pass) gives the validation rows; "
+        "round 2 (2026-12-02: airline_c/d/e, spotify_c, second_pass_2, drawn by "
+        "`data/tools/make_annotation_batches.py` from the posts round 1 left) adds training rows only.",
+        "",
+        "| batch | drawn | labelled | order_error | product | poor_service | none |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for batch in sorted(BATCHES.glob("*.csv")):
         if batch.stem.startswith(SECOND_PASS):
             continue
@@ -87,7 +101,11 @@ def main() -> None:
             raise SystemExit(f"{path}: labels do not cover exactly the drawn rows of {batch}")
         first.update(labelled)
         c = Counter(r["complaint_type"] for r in labelled.values())
-        lines.append(f"| {batch.stem} | {len(drawn)} | {len(labelled)} | " + " | ".join(str(c[k]) for k in ("order_error", "product", "poor_service", "none")) + " |")
+        lines.append(
+            f"| {batch.stem} | {len(drawn)} | {len(labelled)} | "
+            + " | ".join(str(c[k]) for k in ("order_error", "product", "poor_service", "none"))
+            + " |"
+        )
     lines.append("")
     second_paths = sorted(LABELS.glob(f"{SECOND_PASS}*.csv"))
     if not second_paths:

@@ -53,9 +53,9 @@ import string
 import sys
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 csv.field_size_limit(1 << 30)
 
@@ -165,8 +165,9 @@ def subsample(rows: list[Row], n: int, rng: random.Random) -> list[Row]:
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-def carve(rows: list[Row], rng: random.Random, fraction: float = VAL_FRACTION,
-          min_rows: int = VAL_MIN_ROWS) -> tuple[list[Row], list[Row]]:
+def carve(
+    rows: list[Row], rng: random.Random, fraction: float = VAL_FRACTION, min_rows: int = VAL_MIN_ROWS
+) -> tuple[list[Row], list[Row]]:
     """A stratified validation split: ``fraction`` of the rows, raised to
     ``min_rows`` where that leaves at least three quarters for training."""
     n = round(fraction * len(rows))
@@ -205,8 +206,12 @@ def unique(rows: list[Row], stats: dict) -> list[Row]:
         else:
             best[k] = r
     keep = {id(r) for r in best.values()}
-    stats["duplicates_within_source_before_split"] = stats.get("duplicates_within_source_before_split", 0) + len(rows) - len(keep)
-    stats["label_conflicts_within_source_before_split"] = stats.get("label_conflicts_within_source_before_split", 0) + conflicts
+    stats["duplicates_within_source_before_split"] = (
+        stats.get("duplicates_within_source_before_split", 0) + len(rows) - len(keep)
+    )
+    stats["label_conflicts_within_source_before_split"] = (
+        stats.get("label_conflicts_within_source_before_split", 0) + conflicts
+    )
     return [r for r in rows if id(r) in keep]
 
 
@@ -215,9 +220,13 @@ _U_ONE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
 def unescape_literal(text: str) -> str:
-    """UMSAB (and the TweetEval / SemEval-2017 files it comes from) keep
+    (
+        """UMSAB (and the TweetEval / SemEval-2017 files it comes from) keep
     escapes from their source files as literal text (``\\u2019``, ``\\u002c``,
-    ``\\""""``, ``\\n``); turn them into the characters they stand for."""
+    ``\\"""
+        "``, ``\\n``); turn them into the characters they stand for."
+        ""
+    )
     text = _U_PAIR.sub(lambda m: chr(0x10000 + ((int(m[1], 16) - 0xD800) << 10) + (int(m[2], 16) - 0xDC00)), text)
     text = _U_ONE.sub(lambda m: chr(int(m[1], 16)), text)
     text = re.sub(r'\\"+', '"', text)
@@ -231,131 +240,147 @@ META: dict[str, dict] = {
     "twcs_annotated": {
         "dataset_dir": "twcs-customer-support + data/annotation",
         "repo": "github.com/asappresearch/dialog-intent-induction @ 6396f3153b0fda7e170b1df6b68e969b5e4eb16e (airlines); "
-                "github.com/stepanaromanov/python_for_marketing_research_and_analytics @ 7e9be6d285425c47ccfc8760c640eabba213eb74 (SpotifyCares)",
-        "license": "All derived from Kaggle \"Customer Support on Twitter\" (thoughtvector), CC BY-NC-SA 4.0 per asappresearch data/LICENSE; "
-                   "the Kaggle page also says \"For commercial applications and use of full dataset, please contact stuart@thoughtvector.io\". "
-                   "NON-COMMERCIAL - flag for a commercial service. Labels: earful's own hand annotation.",
-        "non_commercial": True, "license_unclear": False,
+        "github.com/stepanaromanov/python_for_marketing_research_and_analytics @ 7e9be6d285425c47ccfc8760c640eabba213eb74 (SpotifyCares)",
+        "license": 'All derived from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 per asappresearch data/LICENSE; '
+        'the Kaggle page also says "For commercial applications and use of full dataset, please contact stuart@thoughtvector.io". '
+        "NON-COMMERCIAL - flag for a commercial service. Labels: earful's own hand annotation.",
+        "non_commercial": True,
+        "license_unclear": False,
         "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent Induction with Deep Multi-View Clustering. EMNLP 2019.",
     },
     "complaints_preotiuc2019": {
         "dataset_dir": "complaints-preotiuc2019",
         "repo": "github.com/danielpreotiuc/complaints-social-media @ 54e3402c129341809b7f1d9889d9311c3f1c1c16 : complaints-data.csv",
         "license": "No license file in the repository and none stated in README. Tweets are Twitter content (Twitter/X developer terms apply). "
-                   "Treat as research-only / redistribution status UNCLEAR.",
-        "non_commercial": False, "license_unclear": True,
+        "Treat as research-only / redistribution status UNCLEAR.",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Preotiuc-Pietro, Gaman, Aletras (2019). Automatically Identifying Complaints in Social Media. ACL 2019.",
     },
     "twitter_us_airline": {
         "dataset_dir": "twitter-us-airline",
         "repo": "github.com/AyushDhatwalia/Twitter-Airline-Sentiment @ 97f2cfe60c6d87fd2211c2975ea29817e972ceed : Tweets.csv",
-        "license": "Repo LICENSE is GPL-3.0 (code). Data = CrowdFlower/Figure Eight \"Data for Everyone\" Twitter US Airline Sentiment; "
-                   "Kaggle lists CC BY-NC-SA 4.0 -> NON-COMMERCIAL flag.",
-        "non_commercial": True, "license_unclear": False,
+        "license": 'Repo LICENSE is GPL-3.0 (code). Data = CrowdFlower/Figure Eight "Data for Everyone" Twitter US Airline Sentiment; '
+        "Kaggle lists CC BY-NC-SA 4.0 -> NON-COMMERCIAL flag.",
+        "non_commercial": True,
+        "license_unclear": False,
         "citation": "CrowdFlower (2015). Twitter US Airline Sentiment. https://www.kaggle.com/crowdflower/twitter-airline-sentiment",
     },
     "germeval2017": {
         "dataset_dir": "germeval2017",
         "repo": "github.com/KaoCircle/modified_GermEval17 @ b48ecf9498f7fd1c7ac9ec142fd13c8768b0cba0 : data/dev-2017-09-15.xml, data/test_syn-2017-09-15.xml",
         "license": "CC-BY 4.0 per GermEval 2017 organisers (no license file in this mirror repo)",
-        "non_commercial": False, "license_unclear": False,
+        "non_commercial": False,
+        "license_unclear": False,
         "citation": "Wojatzki, Ruppert, Holschneider, Zesch, Biemann (2017). GermEval 2017: Shared Task on Aspect-based Sentiment in Social Media Customer Feedback. GSCL GermEval workshop.",
     },
     "semeval2016_absa": {
         "dataset_dir": "semeval2016-absa",
         "repo": "github.com/biba10/Generative-Cross-lingual-ABSA @ afe2d41f1f48308826a9c047d9ef161577e3fd28 (restaurants en/es/fr/nl/ru/tr + cs); "
-                "github.com/davidsbatista/Aspect-Based-Sentiment-Analysis @ 1d9c8ec1131993d924e96676fa212db6b53cb870 (en laptops train)",
+        "github.com/davidsbatista/Aspect-Based-Sentiment-Analysis @ 1d9c8ec1131993d924e96676fa212db6b53cb870 (en laptops train)",
         "license": "No data license in either repo (biba10 repo LICENSE is MIT for code). Original SemEval-2016 Task 5 data: research use via META-SHARE; "
-                   "French portion explicitly CC BY-NC-ND 4.0 (per ABSA16FR README). Czech (cs) portion is CsRest-M (Smid et al.), license not stated. "
-                   "Treat as NON-COMMERCIAL / research-only.",
-        "non_commercial": True, "license_unclear": True,
+        "French portion explicitly CC BY-NC-ND 4.0 (per ABSA16FR README). Czech (cs) portion is CsRest-M (Smid et al.), license not stated. "
+        "Treat as NON-COMMERCIAL / research-only.",
+        "non_commercial": True,
+        "license_unclear": True,
         "citation": "Pontiki et al. (2016). SemEval-2016 Task 5: Aspect Based Sentiment Analysis. SemEval-2016. ; Smid, Priban, Kral (2024) cross-lingual ABSA (cs data).",
     },
     "banking77": {
         "dataset_dir": "banking77",
         "repo": "github.com/PolyAI-LDN/task-specific-datasets @ 57ec275d8078af65b7731c2a98be812d844a6d6b : banking_data/train.csv",
         "license": "CC BY 4.0 (LICENSE file in repo).",
-        "non_commercial": False, "license_unclear": False,
+        "non_commercial": False,
+        "license_unclear": False,
         "citation": "Casanueva et al. (2020). Efficient Intent Detection with Dual Sentence Encoders. NLP4ConvAI.",
     },
     "xlm_t_umsab": {
         "dataset_dir": "xlm-t-umsab",
         "repo": "github.com/cardiffnlp/xlm-t @ 874214d64d96599eb869a033c22ec2cc57d19256 : data/sentiment/<language>/{train,val}_{text,labels}.txt",
         "license": "Repository LICENSE: Apache-2.0. Underlying sets: SemEval-2017 (ar,en), DEFT-2017 (fr), SB-10K (de), SAIL-2015 (hi), "
-                   "SENTIPOLC-2016 (it), SentiBR (pt), InterTASS-2017 (es) - each with its own terms.",
-        "non_commercial": False, "license_unclear": True,
+        "SENTIPOLC-2016 (it), SentiBR (pt), InterTASS-2017 (es) - each with its own terms.",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Barbieri, Espinosa-Anke, Camacho-Collados (2022). XLM-T: Multilingual Language Models in Twitter for Sentiment Analysis and Beyond. LREC 2022.",
     },
     "tweeteval_sentiment": {
         "dataset_dir": "tweeteval",
         "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/sentiment/val_{text,labels}.txt",
-        "license": "README: \"TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter\". "
-                   "Underlying: SemEval-2017 T4 (sentiment).",
-        "non_commercial": False, "license_unclear": True,
+        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter". '
+        "Underlying: SemEval-2017 T4 (sentiment).",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval: Unified Benchmark and Comparative Evaluation for Tweet Classification. Findings of EMNLP 2020. "
-                    "+ Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.",
+        "+ Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.",
     },
     "semeval2017_task4a_en": {
         "dataset_dir": "semeval2017-task4a-en",
         "repo": "github.com/rsd16/SemEval2017-Task-4-Subtask-A-Classification-Sentiment-Analysis @ 68bb1f6d869805bdc15fa5ee4dcc8fdbda3fb205 : Subtask_A/twitter-*-A.txt",
         "license": "No license stated; SemEval Twitter data distributed for research under Twitter ToS. Treat as research-only.",
-        "non_commercial": False, "license_unclear": True,
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter. ; Barbieri et al. (2020) TweetEval.",
     },
     "chinese_sophonplus": {
         "dataset_dir": "chinese-sophonplus",
         "repo": "github.com/SophonPlus/ChineseNlpCorpus @ a0b781d72158bde242c0626c9e354d2b328865ff : datasets/online_shopping_10_cats, datasets/waimai_10k",
         "license": "No license stated in repo (README has none). Flag: unknown license.",
-        "non_commercial": False, "license_unclear": True,
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "SophonPlus ChineseNlpCorpus, https://github.com/SophonPlus/ChineseNlpCorpus",
     },
     "olid": {
         "dataset_dir": "olid-offenseval2019 + tweeteval (offensive_val.csv)",
         "repo": "github.com/wenliangdai/multi-task-offensive-language-detection @ 6c2071a677e7380c026b2bd59338370f9807e1da : OLIDv1.0/olid-training-v1.0.tsv; "
-                "validation: github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/offensive/val_*.txt",
+        "validation: github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/offensive/val_*.txt",
         "license": "OLID README has no license statement (only citation request). Mirror repo LICENSE is CC BY 4.0 (covers the repo owner's work, not necessarily OLID). "
-                   "OLID is widely redistributed (e.g. inside TweetEval).",
-        "non_commercial": False, "license_unclear": True,
+        "OLID is widely redistributed (e.g. inside TweetEval).",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Zampieri, Malmasi, Nakov, Rosenthal, Farra, Kumar (2019). Predicting the Type and Target of Offensive Posts in Social Media. NAACL 2019. ; Barbieri et al. (2020) TweetEval.",
     },
     "tweeteval_hate": {
         "dataset_dir": "tweeteval",
         "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/hate/{train,val}_{text,labels}.txt",
-        "license": "README: \"TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter\". "
-                   "Underlying: SemEval-2019 HatEval (hate).",
-        "non_commercial": False, "license_unclear": True,
+        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter". '
+        "Underlying: SemEval-2019 HatEval (hate).",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval. Findings of EMNLP 2020. + Basile et al. (2019). SemEval-2019 Task 5 (HatEval).",
     },
     "offenseval2020": {
         "dataset_dir": "offenseval2020-multilingual",
         "repo": "github.com/shaoncsecu/JAK-OffensEval @ 3ec8cc38dc930184cd7177afc5c041d28984cd48 : Official_Datasets/{Arabic,Danish,Greek,Turkish}/offenseval-*-training-v1.tsv, "
-                "Official_Datasets/Arabic/offenseval-ar-dev-v1.tsv",
-        "license": "Official readmes state no license. Danish part: Sigurbergsson & Derczynski (DKhate) \"used with permission\". Turkish: Coltekin 2020 (OffensEval-TR). "
-                   "Greek: OGTD (Pitenis et al.). Arabic: OSACT4 (Mubarak et al.). Original distribution was password-protected for participants; "
-                   "redistribution status UNCLEAR - check each source before shipping.",
-        "non_commercial": False, "license_unclear": True,
+        "Official_Datasets/Arabic/offenseval-ar-dev-v1.tsv",
+        "license": 'Official readmes state no license. Danish part: Sigurbergsson & Derczynski (DKhate) "used with permission". Turkish: Coltekin 2020 (OffensEval-TR). '
+        "Greek: OGTD (Pitenis et al.). Arabic: OSACT4 (Mubarak et al.). Original distribution was password-protected for participants; "
+        "redistribution status UNCLEAR - check each source before shipping.",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Zampieri et al. (2020). SemEval-2020 Task 12: Multilingual Offensive Language Identification in Social Media (OffensEval 2020). + per-language dataset papers.",
     },
     "cybertroll": {
         "dataset_dir": "cybertroll-dataturks",
         "repo": "github.com/jeffysam6/Twitter-Troll-Tweets-Classifier @ 9fac10bc4b4aca9fd90293cff641264d8ddf9a95 : dataset.json",
-        "license": "No license in the repository. Content matches the DataTurks \"Tweets Dataset for Detection of Cyber-Trolls\" "
-                   "(Kaggle dataturks/dataset-for-detection-of-cybertrolls); license of the original not verified here. UNCLEAR.",
-        "non_commercial": False, "license_unclear": True,
+        "license": 'No license in the repository. Content matches the DataTurks "Tweets Dataset for Detection of Cyber-Trolls" '
+        "(Kaggle dataturks/dataset-for-detection-of-cybertrolls); license of the original not verified here. UNCLEAR.",
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "DataTurks (2018). Tweets Dataset for Detection of Cyber-Trolls.",
     },
     "davidson": {
         "dataset_dir": "davidson-hate-offensive",
         "repo": "github.com/t-davidson/hate-speech-and-offensive-language @ cb50f7e9eb855a99abc51423bf40df0e26d6fe30 : data/labeled_data.csv",
         "license": "Repository LICENSE: MIT (Copyright 2017 Tom Davidson). Tweets are Twitter content.",
-        "non_commercial": False, "license_unclear": False,
+        "non_commercial": False,
+        "license_unclear": False,
         "citation": "Davidson, Warmsley, Macy, Weber (2017). Automated Hate Speech Detection and the Problem of Offensive Language. ICWSM 2017.",
     },
     "lingua_langid": {
         "dataset_dir": "langid-lingua",
         "repo": "github.com/pemistahl/lingua-py @ 754ce21122c083a7200763015fdaf7cda8d85453 : language-testdata/{sentences,word-pairs,single-words}/<iso639-1>.txt",
         "license": "Repository LICENSE.txt: Apache-2.0. README: test data extracted from Wortschatz corpora (Leipzig University); Leipzig corpora terms not verified here.",
-        "non_commercial": False, "license_unclear": True,
+        "non_commercial": False,
+        "license_unclear": True,
         "citation": "Stahl, P. Lingua language detector, accuracy test data (github.com/pemistahl/lingua-py).",
     },
 }
@@ -390,11 +415,19 @@ def twitter_us_airline(shared: Path, **_) -> Source:
             ct = AIRLINE_REASON.get(r["negativereason"], "complaint")
         else:
             ct = "none"
-        rows.append(Row(f"{name}:{i}", r["text"], "en", ct, r["sentiment"], source=name, stratum=f"{ct}|{r['sentiment']}"))
+        rows.append(
+            Row(f"{name}:{i}", r["text"], "en", ct, r["sentiment"], source=name, stratum=f"{ct}|{r['sentiment']}")
+        )
     stats["read"] = len(rows)
     rows = unique(drop_empty(rows, stats), stats)
     train, val = carve(rows, rng_for(name, "validation"))
-    return Source(name, train, val, {**META[name], "validation_origin": f"carved: stratified {VAL_FRACTION:.0%} by complaint_type x sentiment"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {**META[name], "validation_origin": f"carved: stratified {VAL_FRACTION:.0%} by complaint_type x sentiment"},
+        stats,
+    )
 
 
 # GermEval 2017 aspect categories -> what a negative opinion on them means.
@@ -404,10 +437,23 @@ GERMEVAL_NEGATIVE = {
     "Service_und_Kundenbetreuung": "poor_service",
     "Informationen": "information",  # staff not informing (poor_service) or broken displays (product)
     "Allgemein": "general",  # a general gripe about DB, type unknown
-    **{c: "product" for c in (
-        "Zugfahrt", "Sonstige_Unregelmässigkeiten", "Komfort_und_Ausstattung", "Auslastung_und_Platzangebot",
-        "Connectivity", "DB_App_und_Website", "Toiletten", "Gastronomisches_Angebot", "Barrierefreiheit",
-        "Design", "Reisen_mit_Kindern", "QR-Code")},
+    **{
+        c: "product"
+        for c in (
+            "Zugfahrt",
+            "Sonstige_Unregelmässigkeiten",
+            "Komfort_und_Ausstattung",
+            "Auslastung_und_Platzangebot",
+            "Connectivity",
+            "DB_App_und_Website",
+            "Toiletten",
+            "Gastronomisches_Angebot",
+            "Barrierefreiheit",
+            "Design",
+            "Reisen_mit_Kindern",
+            "QR-Code",
+        )
+    },
     # Atmosphäre (mostly fellow passengers), Sicherheit (crime reports), Image: not a complaint
     # about DB's service -> ignored; except the train's climate control (below).
 }
@@ -472,7 +518,13 @@ def germeval2017(shared: Path, **_) -> Source:
     stats["read"] = sum(len(v) for v in splits.values())
     stats["changed_from_proposed_label"] = dict(sorted(changed.items()))
     train, val = drop_empty(splits["test_syn"], stats), drop_empty(splits["dev"], stats)
-    return Source(name, train, val, {**META[name], "validation_origin": "own: official GermEval 2017 dev split (training = test_syn)"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {**META[name], "validation_origin": "own: official GermEval 2017 dev split (training = test_syn)"},
+        stats,
+    )
 
 
 def _absa_complaint_type(opinions: str) -> str:
@@ -506,7 +558,16 @@ def semeval2016_absa(shared: Path, **_) -> Source:
     stats["read"] = len(train) + len(val) + len(laptops)
     lap_train, lap_val = carve(unique(drop_empty(laptops, stats), stats), rng_for(name, "validation"))
     train, val = drop_empty(train, stats) + lap_train, drop_empty(val, stats) + lap_val
-    return Source(name, train, val, {**META[name], "validation_origin": "own: biba10 dev split (restaurants); carved stratified 12% of the English laptops"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {
+            **META[name],
+            "validation_origin": "own: biba10 dev split (restaurants); carved stratified 12% of the English laptops",
+        },
+        stats,
+    )
 
 
 # banking77 intents. Questions and requests are `none` by the guideline; where
@@ -514,15 +575,42 @@ def semeval2016_absa(shared: Path, **_) -> Source:
 # the query may or may not voice that the bank let the customer down, so the
 # complaint type is left blank.
 BANKING_PROBLEM_INTENTS = {
-    "Refund_not_showing_up", "balance_not_updated_after_bank_transfer", "balance_not_updated_after_cheque_or_cash_deposit",
-    "card_arrival", "card_payment_not_recognised", "card_payment_wrong_exchange_rate", "cash_withdrawal_not_recognised",
-    "declined_card_payment", "declined_cash_withdrawal", "declined_transfer", "direct_debit_payment_not_recognised",
-    "extra_charge_on_statement", "failed_transfer", "pending_card_payment", "pending_cash_withdrawal", "pending_top_up",
-    "pending_transfer", "reverted_card_payment?", "top_up_failed", "top_up_reverted", "transaction_charged_twice",
-    "transfer_not_received_by_recipient", "wrong_amount_of_cash_received", "wrong_exchange_rate_for_cash_withdrawal",
-    "card_not_working", "card_swallowed", "contactless_not_working", "pin_blocked", "unable_to_verify_identity",
-    "virtual_card_not_working", "card_payment_fee_charged", "cash_withdrawal_charge", "exchange_charge",
-    "top_up_by_bank_transfer_charge", "top_up_by_card_charge", "transfer_fee_charged",
+    "Refund_not_showing_up",
+    "balance_not_updated_after_bank_transfer",
+    "balance_not_updated_after_cheque_or_cash_deposit",
+    "card_arrival",
+    "card_payment_not_recognised",
+    "card_payment_wrong_exchange_rate",
+    "cash_withdrawal_not_recognised",
+    "declined_card_payment",
+    "declined_cash_withdrawal",
+    "declined_transfer",
+    "direct_debit_payment_not_recognised",
+    "extra_charge_on_statement",
+    "failed_transfer",
+    "pending_card_payment",
+    "pending_cash_withdrawal",
+    "pending_top_up",
+    "pending_transfer",
+    "reverted_card_payment?",
+    "top_up_failed",
+    "top_up_reverted",
+    "transaction_charged_twice",
+    "transfer_not_received_by_recipient",
+    "wrong_amount_of_cash_received",
+    "wrong_exchange_rate_for_cash_withdrawal",
+    "card_not_working",
+    "card_swallowed",
+    "contactless_not_working",
+    "pin_blocked",
+    "unable_to_verify_identity",
+    "virtual_card_not_working",
+    "card_payment_fee_charged",
+    "cash_withdrawal_charge",
+    "exchange_charge",
+    "top_up_by_bank_transfer_charge",
+    "top_up_by_card_charge",
+    "transfer_fee_charged",
     "beneficiary_not_allowed",  # "the app won't let me ..."
     "terminate_account",  # some are plain requests, some angry ("your company is lame")
 }
@@ -543,7 +631,13 @@ def banking77(shared: Path, **_) -> Source:
     kept = subsample(rows, BANKING_ROWS, rng_for(name, "sample"))
     stats["subsampled_away"] = len(rows) - len(kept)
     train, val = carve(kept, rng_for(name, "validation"))
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 12% by intent (after a 4,000-row stratified sample)"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {**META[name], "validation_origin": "carved: stratified 12% by intent (after a 4,000-row stratified sample)"},
+        stats,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -573,7 +667,9 @@ def read_complete_labels(annotation: Path, batch: str, notes: list[str]) -> dict
     items = read_csv(batch_path)
     labels = read_csv(labels_path)
     if len(labels) != len(items) or {r.get("item_id") for r in labels} != {r["item_id"] for r in items}:
-        notes.append(f"{batch}: label file has {len(labels)} rows for {len(items)} batch items (or other ids); not used yet")
+        notes.append(
+            f"{batch}: label file has {len(labels)} rows for {len(items)} batch items (or other ids); not used yet"
+        )
         return None
     bad = Counter()
     out = {}
@@ -603,7 +699,9 @@ def complaints_preotiuc2019(shared: Path, annotation: Path, notes: list[str], **
     rows = []
     for r in read_csv(shared / "complaints-preotiuc2019" / "complaints.csv"):
         rid = f"preotiuc:{r['tweet_id']}"
-        row = Row(rid, r["text"], "en", "complaint" if r["complaint"] == "1" else "none", source=name, stratum=r["complaint"])
+        row = Row(
+            rid, r["text"], "en", "complaint" if r["complaint"] == "1" else "none", source=name, stratum=r["complaint"]
+        )
         if rid in hand:
             h = hand[rid]
             row.complaint_type, row.sentiment, row.troll = h["complaint_type"], h["sentiment"], h["troll"]
@@ -613,7 +711,9 @@ def complaints_preotiuc2019(shared: Path, annotation: Path, notes: list[str], **
     stats["hand_label_batches_used"] = used
     rows = unique(drop_empty(rows, stats), stats)
     train, val = carve(rows, rng_for(name, "validation"), fraction=0.20)
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 20% by the complaint flag"}, stats)
+    return Source(
+        name, train, val, {**META[name], "validation_origin": "carved: stratified 20% by the complaint flag"}, stats
+    )
 
 
 #: Round 1 of the hand annotation: its stratified 25% is the twcs validation set.
@@ -632,8 +732,18 @@ def _twcs_rows(annotation: Path, batches: tuple[str, ...], notes: list[str], use
         used.append(batch)
         for item in read_csv(annotation / "batches" / f"{batch}.csv"):
             h = labels[item["item_id"]]
-            rows.append(Row(item["item_id"], item["text"], h["lang"], h["complaint_type"], h["sentiment"], h["troll"],
-                            source="twcs_annotated", stratum=f"{item['source']}|{h['complaint_type']}"))
+            rows.append(
+                Row(
+                    item["item_id"],
+                    item["text"],
+                    h["lang"],
+                    h["complaint_type"],
+                    h["sentiment"],
+                    h["troll"],
+                    source="twcs_annotated",
+                    stratum=f"{item['source']}|{h['complaint_type']}",
+                )
+            )
     return rows
 
 
@@ -655,7 +765,16 @@ def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Sou
     round1_keys = {text_key(r.text) for r in rows}
     added = [r for r in unique(drop_empty(added, stats), stats) if text_key(r.text) not in round1_keys]
     stats["round2_training_rows"] = len(added)
-    return Source(name, train + added, val, {**META[name], "validation_origin": "carved: stratified 25% of round 1 by batch source x complaint_type; round 2 is training only"}, stats)
+    return Source(
+        name,
+        train + added,
+        val,
+        {
+            **META[name],
+            "validation_origin": "carved: stratified 25% of round 1 by batch source x complaint_type; round 2 is training only",
+        },
+        stats,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -682,10 +801,18 @@ def tweeteval_sentiment(shared: Path, **_) -> Source:
     """TweetEval sentiment validation: the English sentiment validation set
     (its train split is not staged; SemEval-2017 stands in for it)."""
     name, stats = "tweeteval_sentiment", {}
-    rows = [Row(f"{name}:val:{i}", unescape_literal(r["text"]), "en", sentiment=r["label_name"], source=name)
-            for i, r in enumerate(read_csv(shared / "tweeteval" / "sentiment_val.csv"))]
+    rows = [
+        Row(f"{name}:val:{i}", unescape_literal(r["text"]), "en", sentiment=r["label_name"], source=name)
+        for i, r in enumerate(read_csv(shared / "tweeteval" / "sentiment_val.csv"))
+    ]
     stats["read"] = len(rows)
-    return Source(name, [], drop_empty(rows, stats), {**META[name], "validation_origin": "own: sentiment_val.csv (validation only)"}, stats)
+    return Source(
+        name,
+        [],
+        drop_empty(rows, stats),
+        {**META[name], "validation_origin": "own: sentiment_val.csv (validation only)"},
+        stats,
+    )
 
 
 SEMEVAL2017_ROWS = 30000
@@ -703,14 +830,28 @@ def semeval2017_task4a_en(shared: Path, **_) -> Source:
     for i, r in enumerate(src):  # ids are row numbers in the staged file (tweet ids would add 0.45 MB)
         if r["overlap_with_tweeteval"]:
             continue
-        rows.append(Row(f"{name}:{i}", unescape_literal(r["text"]), "en", sentiment=r["sentiment"], source=name,
-                        stratum=f"{r['source_file']}|{r['sentiment']}"))
+        rows.append(
+            Row(
+                f"{name}:{i}",
+                unescape_literal(r["text"]),
+                "en",
+                sentiment=r["sentiment"],
+                source=name,
+                stratum=f"{r['source_file']}|{r['sentiment']}",
+            )
+        )
     stats["read"] = len(src)
     stats["dropped_overlap_with_tweeteval"] = len(src) - len(rows)
     rows = unique(drop_empty(rows, stats), stats)
     kept = subsample(rows, SEMEVAL2017_ROWS, rng_for(name, "sample"))
     stats["subsampled_away"] = len(rows) - len(kept)
-    return Source(name, kept, [], {**META[name], "validation_origin": "none of its own: tweeteval_sentiment is the English sentiment validation"}, stats)
+    return Source(
+        name,
+        kept,
+        [],
+        {**META[name], "validation_origin": "none of its own: tweeteval_sentiment is the English sentiment validation"},
+        stats,
+    )
 
 
 CHINESE_ROWS = {"online_shopping_10_cats": 6000, "waimai_10k": 3000}
@@ -724,15 +865,29 @@ def chinese_sophonplus(shared: Path, **_) -> Source:
     for subset, n in CHINESE_ROWS.items():
         part = []
         for i, r in enumerate(read_csv(shared / "chinese-sophonplus" / f"{subset}.csv")):
-            part.append(Row(f"{name}:{subset.split('_')[0]}:{i}", unescape_literal(r["text"]), "zh", sentiment=r["sentiment"], source=name,
-                            stratum=f"{subset}|{r.get('cat', '')}|{r['sentiment']}"))
+            part.append(
+                Row(
+                    f"{name}:{subset.split('_')[0]}:{i}",
+                    unescape_literal(r["text"]),
+                    "zh",
+                    sentiment=r["sentiment"],
+                    source=name,
+                    stratum=f"{subset}|{r.get('cat', '')}|{r['sentiment']}",
+                )
+            )
         stats["read"] += len(part)
         part = unique(drop_empty(part, stats), stats)
         kept = subsample(part, n, rng_for(name, f"sample:{subset}"))
         stats["subsampled_away"] += len(part) - len(kept)
         rows += kept
     train, val = carve(rows, rng_for(name, "validation"))
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 12% by subset x category x sentiment"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {**META[name], "validation_origin": "carved: stratified 12% by subset x category x sentiment"},
+        stats,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -752,19 +907,39 @@ def olid(shared: Path, **_) -> Source:
     OLID training file); its rows are matched back to OLID ids and subtask B."""
     name, stats = "olid", {}
     src = read_csv(shared / "olid-offenseval2019" / "olid_train.csv")
-    train = [Row(f"olid:{r['id']}", r["text"], "en", troll=OLID_TROLL[(r["subtask_a"], r["subtask_b"])], source=name) for r in src]
+    train = [
+        Row(f"olid:{r['id']}", r["text"], "en", troll=OLID_TROLL[(r["subtask_a"], r["subtask_b"])], source=name)
+        for r in src
+    ]
     by_key = {text_key(r["text"]): r for r in src}
     val = []
     for i, r in enumerate(read_csv(shared / "tweeteval" / "offensive_val.csv")):
         match = by_key.get(text_key(r["text"]))
         if match is not None and match["subtask_a"] == ("OFF" if r["label"] == "1" else "NOT"):
-            val.append(Row(f"olid:{match['id']}", r["text"], "en", troll=OLID_TROLL[(match["subtask_a"], match["subtask_b"])], source=name))
+            val.append(
+                Row(
+                    f"olid:{match['id']}",
+                    r["text"],
+                    "en",
+                    troll=OLID_TROLL[(match["subtask_a"], match["subtask_b"])],
+                    source=name,
+                )
+            )
         else:  # not found in OLID: keep TweetEval's binary label
             val.append(Row(f"tweeteval_offensive:val:{i}", r["text"], "en", troll=r["label"], source=name))
     stats["read"] = len(train) + len(val)
     stats["validation_rows_matched_to_olid_ids"] = sum(r.id.startswith("olid:") for r in val)
-    stats["untargeted_offensive_left_blank"] = {"olid_train.csv": sum(not r.troll for r in train), "offensive_val.csv": sum(not r.troll for r in val)}
-    return Source(name, drop_empty(train, stats), drop_empty(val, stats), {**META[name], "validation_origin": "own: TweetEval offensive_val.csv"}, stats)
+    stats["untargeted_offensive_left_blank"] = {
+        "olid_train.csv": sum(not r.troll for r in train),
+        "offensive_val.csv": sum(not r.troll for r in val),
+    }
+    return Source(
+        name,
+        drop_empty(train, stats),
+        drop_empty(val, stats),
+        {**META[name], "validation_origin": "own: TweetEval offensive_val.csv"},
+        stats,
+    )
 
 
 # HatEval's "not-hate" is not "not abusive": it holds insults that do not
@@ -778,8 +953,10 @@ def tweeteval_hate(shared: Path, **_) -> Source:
     name, stats = "tweeteval_hate", {}
     out = {}
     for split in ("train", "val"):
-        rows = [Row(f"{name}:{split}:{i}", r["text"], "en", troll=HATEVAL_TROLL[r["label"]], source=name)
-                for i, r in enumerate(read_csv(shared / "tweeteval" / f"hate_{split}.csv"))]
+        rows = [
+            Row(f"{name}:{split}:{i}", r["text"], "en", troll=HATEVAL_TROLL[r["label"]], source=name)
+            for i, r in enumerate(read_csv(shared / "tweeteval" / f"hate_{split}.csv"))
+        ]
         stats["read"] = stats.get("read", 0) + len(rows)
         out[split] = drop_empty(rows, stats)
     return Source(name, out["train"], out["val"], {**META[name], "validation_origin": "own: hate_val.csv"}, stats)
@@ -791,9 +968,17 @@ def offenseval2020(shared: Path, **_) -> Source:
     name, stats = "offenseval2020", {}
 
     def rows_of(path: Path) -> list[Row]:
-        return [Row(f"{name}:{r['lang']}:{r['id']}", r["text"].replace("<LF>", "\n"), r["lang"],
-                    troll="1" if r["subtask_a"] == "OFF" else "0", source=name, stratum=f"{r['lang']}|{r['subtask_a']}")
-                for r in read_csv(path)]
+        return [
+            Row(
+                f"{name}:{r['lang']}:{r['id']}",
+                r["text"].replace("<LF>", "\n"),
+                r["lang"],
+                troll="1" if r["subtask_a"] == "OFF" else "0",
+                source=name,
+                stratum=f"{r['lang']}|{r['subtask_a']}",
+            )
+            for r in read_csv(path)
+        ]
 
     pool = rows_of(shared / "offenseval2020-multilingual" / "offenseval2020_train.csv")
     dev = rows_of(shared / "offenseval2020-multilingual" / "offenseval2020_dev.csv")
@@ -804,14 +989,22 @@ def offenseval2020(shared: Path, **_) -> Source:
         t, v = carve(unique([r for r in pool if r.lang == lang], stats), rng_for(name, f"validation:{lang}"))
         train += t
         val += v
-    return Source(name, train, val, {**META[name], "validation_origin": "own: Arabic dev; carved stratified 12% per language for da/el/tr"}, stats)
+    return Source(
+        name,
+        train,
+        val,
+        {**META[name], "validation_origin": "own: Arabic dev; carved stratified 12% per language for da/el/tr"},
+        stats,
+    )
 
 
 def cybertroll(shared: Path, **_) -> Source:
     """DataTurks cyber-troll tweets: the troll column as given."""
     name, stats = "cybertroll", {}
-    rows = [Row(f"{name}:{r['id']}", r["text"], "en", troll=r["troll"], source=name, stratum=r["troll"])
-            for r in read_csv(shared / "cybertroll-dataturks" / "cybertroll_tweets.csv")]
+    rows = [
+        Row(f"{name}:{r['id']}", r["text"], "en", troll=r["troll"], source=name, stratum=r["troll"])
+        for r in read_csv(shared / "cybertroll-dataturks" / "cybertroll_tweets.csv")
+    ]
     stats["read"] = len(rows)
     rows = unique(drop_empty(rows, stats), stats)  # about a quarter of the file are repeats
     train, val = carve(rows, rng_for(name, "validation"))
@@ -826,18 +1019,30 @@ def davidson(shared: Path, **_) -> Source:
     -> 0. 8,000 rows: all 'neither' and 'hate_speech' tweets plus a random
     part of 'offensive_language' (the original is 77% offensive)."""
     name, stats = "davidson", {}
-    rows = [Row(f"{name}:{r['id']}", r["text"], "en", troll="0" if r["class_name"] == "neither" else "1",
-                source=name, stratum=r["class_name"])
-            for r in read_csv(shared / "davidson-hate-offensive" / "labeled_data.csv")]
+    rows = [
+        Row(
+            f"{name}:{r['id']}",
+            r["text"],
+            "en",
+            troll="0" if r["class_name"] == "neither" else "1",
+            source=name,
+            stratum=r["class_name"],
+        )
+        for r in read_csv(shared / "davidson-hate-offensive" / "labeled_data.csv")
+    ]
     stats["read"] = len(rows)
     rows = unique(drop_empty(rows, stats), stats)
     keep = [r for r in rows if r.stratum != "offensive_language"]
     offensive = [r for r in rows if r.stratum == "offensive_language"]
-    keep_ids = {r.id for r in keep} | {r.id for r in rng_for(name, "sample").sample(offensive, max(0, DAVIDSON_ROWS - len(keep)))}
+    keep_ids = {r.id for r in keep} | {
+        r.id for r in rng_for(name, "sample").sample(offensive, max(0, DAVIDSON_ROWS - len(keep)))
+    }
     kept = [r for r in rows if r.id in keep_ids]
     stats["subsampled_away"] = len(rows) - len(kept)
     train, val = carve(kept, rng_for(name, "validation"))
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: stratified 12% by class (after sampling)"}, stats)
+    return Source(
+        name, train, val, {**META[name], "validation_origin": "carved: stratified 12% by class (after sampling)"}, stats
+    )
 
 
 # --------------------------------------------------------------------------
@@ -861,18 +1066,38 @@ def lingua_langid(shared: Path, **_) -> Source:
         order = rng_for(name, f"{lang}:{kind}").sample(rows, len(rows))
         n_val = min(LINGUA_VAL, len(order) // 4)
         val += order[:n_val]
-        train += order[n_val:n_val + LINGUA_TRAIN[kind]]
-    stats["subsampled_away"] = (stats["read"] - stats.get("dropped_empty_text", 0)
-                                - stats.get("duplicates_within_source_before_split", 0) - len(train) - len(val))
-    return Source(name, train, val, {**META[name], "validation_origin": "carved: per language x kind, at most 150 rows"}, stats)
+        train += order[n_val : n_val + LINGUA_TRAIN[kind]]
+    stats["subsampled_away"] = (
+        stats["read"]
+        - stats.get("dropped_empty_text", 0)
+        - stats.get("duplicates_within_source_before_split", 0)
+        - len(train)
+        - len(val)
+    )
+    return Source(
+        name, train, val, {**META[name], "validation_origin": "carved: per language x kind, at most 150 rows"}, stats
+    )
 
 
 # The order is also the priority among equally-labelled duplicates in training:
 # hand labels first, then the complaint sets, then sentiment, troll and LID.
 SOURCES: list[Callable[..., Source | None]] = [
-    twcs_annotated, complaints_preotiuc2019, twitter_us_airline, germeval2017, semeval2016_absa, banking77,
-    xlm_t_umsab, tweeteval_sentiment, semeval2017_task4a_en, chinese_sophonplus,
-    olid, tweeteval_hate, offenseval2020, cybertroll, davidson, lingua_langid,
+    twcs_annotated,
+    complaints_preotiuc2019,
+    twitter_us_airline,
+    germeval2017,
+    semeval2016_absa,
+    banking77,
+    xlm_t_umsab,
+    tweeteval_sentiment,
+    semeval2017_task4a_en,
+    chinese_sophonplus,
+    olid,
+    tweeteval_hate,
+    offenseval2020,
+    cybertroll,
+    davidson,
+    lingua_langid,
 ]
 
 
@@ -993,9 +1218,16 @@ def folder_bytes(path: Path) -> int:
 
 def counts_markdown(manifest: dict) -> str:
     """The tables of the datasheet's counts section, from the manifest."""
-    lines = [COUNTS_START, "", "*Generated by `data/tools/build_data.py` from `data/manifest.json`; do not edit by hand.*", ""]
-    lines += ["| source | train | validation | complaint_type (train: order_error / product / poor_service / none / complaint) | sentiment (train: neg / neu / pos) | troll (train: 0 / 1) | languages |",
-              "|---|---:|---:|---|---|---|---|"]
+    lines = [
+        COUNTS_START,
+        "",
+        "*Generated by `data/tools/build_data.py` from `data/manifest.json`; do not edit by hand.*",
+        "",
+    ]
+    lines += [
+        "| source | train | validation | complaint_type (train: order_error / product / poor_service / none / complaint) | sentiment (train: neg / neu / pos) | troll (train: 0 / 1) | languages |",
+        "|---|---:|---:|---|---|---|---|",
+    ]
     for name, s in manifest["sources"].items():
         tr = s["files"].get("train", {})
         lab = tr.get("labels", {})
@@ -1007,36 +1239,63 @@ def counts_markdown(manifest: dict) -> str:
         se_s = " / ".join(str(se.get(k, 0)) for k in SENTIMENTS) if any(k in se for k in SENTIMENTS) else "-"
         tl_s = f"{tl.get('0', 0)} / {tl.get('1', 0)}" if ("0" in tl or "1" in tl) else "-"
         lang_s = ", ".join(langs) if len(langs) <= 10 else f"{len(langs)} languages"
-        lines.append(f"| {name} | {tr.get('rows', 0)} | {s['files'].get('validation', {}).get('rows', 0)} | {ct_s} | {se_s} | {tl_s} | {lang_s} |")
+        lines.append(
+            f"| {name} | {tr.get('rows', 0)} | {s['files'].get('validation', {}).get('rows', 0)} | {ct_s} | {se_s} | {tl_s} | {lang_s} |"
+        )
     t = manifest["totals"]
     lines.append(f"| **total** | **{t['train']['rows']}** | **{t['validation']['rows']}** | | | | |")
     lines += ["", "Label counts per head and split (all sources; `(blank)` = unknown):", ""]
     for split in ("train", "validation"):
         lab = t[split]["labels"]
-        lines.append(f"- **{split}**: " + "; ".join(
-            f"{h}: " + ", ".join(f"{k} {v}" for k, v in lab[h].items()) for h in ("complaint_type", "sentiment", "troll")))
-    lines += ["", "Rows per language (train / validation) and how many of them carry each label (train):", "",
-              "| lang | train | validation | train with complaint_type | with sentiment | with troll |", "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"- **{split}**: "
+            + "; ".join(
+                f"{h}: " + ", ".join(f"{k} {v}" for k, v in lab[h].items())
+                for h in ("complaint_type", "sentiment", "troll")
+            )
+        )
+    lines += [
+        "",
+        "Rows per language (train / validation) and how many of them carry each label (train):",
+        "",
+        "| lang | train | validation | train with complaint_type | with sentiment | with troll |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     tl, vl = t["train"]["by_language"], t["validation"]["by_language"]
     for lang in sorted(set(tl) | set(vl)):
         a = tl.get(lang, {"rows": 0, "complaint_type": 0, "sentiment": 0, "troll": 0})
-        lines.append(f"| {lang} | {a['rows']} | {vl.get(lang, {}).get('rows', 0)} | {a['complaint_type']} | {a['sentiment']} | {a['troll']} |")
-    lines += ["", "De-duplication and leakage (training rows removed):", "",
-              "| source | read | empty | sampled away / excluded | val dups | in a validation file | dup within source | dup of another source (kept in) | dup groups with conflicting labels |",
-              "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+        lines.append(
+            f"| {lang} | {a['rows']} | {vl.get(lang, {}).get('rows', 0)} | {a['complaint_type']} | {a['sentiment']} | {a['troll']} |"
+        )
+    lines += [
+        "",
+        "De-duplication and leakage (training rows removed):",
+        "",
+        "| source | read | empty | sampled away / excluded | val dups | in a validation file | dup within source | dup of another source (kept in) | dup groups with conflicting labels |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for name, s in manifest["sources"].items():
         d = s["dedup"]
         kept_in = ", ".join(f"{k} {v}" for k, v in d["train_duplicates_kept_in"].items())
         leak_by = ", ".join(f"{k} {v}" for k, v in d["train_removed_in_validation_by_source"].items())
-        lines.append(f"| {name} | {d.get('read', 0)} | {d.get('dropped_empty_text', 0)} | {d.get('subsampled_away', 0) + d.get('dropped_overlap_with_tweeteval', 0)} | "
-                     f"{d['validation_duplicates_dropped']} | {d['train_removed_in_validation']}{f' ({leak_by})' if leak_by else ''} | "
-                     f"{d.get('duplicates_within_source_before_split', 0) + d['train_duplicates_within_source']} | {d['train_duplicates_of_other_source']}{f' ({kept_in})' if kept_in else ''} | "
-                     f"{d.get('label_conflicts_within_source_before_split', 0) + d['train_duplicate_groups_with_label_conflicts']} |")
+        lines.append(
+            f"| {name} | {d.get('read', 0)} | {d.get('dropped_empty_text', 0)} | {d.get('subsampled_away', 0) + d.get('dropped_overlap_with_tweeteval', 0)} | "
+            f"{d['validation_duplicates_dropped']} | {d['train_removed_in_validation']}{f' ({leak_by})' if leak_by else ''} | "
+            f"{d.get('duplicates_within_source_before_split', 0) + d['train_duplicates_within_source']} | {d['train_duplicates_of_other_source']}{f' ({kept_in})' if kept_in else ''} | "
+            f"{d.get('label_conflicts_within_source_before_split', 0) + d['train_duplicate_groups_with_label_conflicts']} |"
+        )
     xv = manifest["dedup"]["validation_rows_also_in_another_validation_file"]
-    lines += ["", "Validation rows whose text is also in another source's validation file (kept in both): "
-              + (", ".join(f"{k} {v}" for k, v in xv.items()) or "none") + ".",
-              "", f"Size of the generated `.csv.gz` files: {manifest['generated_csv_gz_bytes'] / 1e6:.2f} MB "
-              "(the whole `data/` folder, with the annotation files, is printed by the script).", "", COUNTS_END]
+    lines += [
+        "",
+        "Validation rows whose text is also in another source's validation file (kept in both): "
+        + (", ".join(f"{k} {v}" for k, v in xv.items()) or "none")
+        + ".",
+        "",
+        f"Size of the generated `.csv.gz` files: {manifest['generated_csv_gz_bytes'] / 1e6:.2f} MB "
+        "(the whole `data/` folder, with the annotation files, is printed by the script).",
+        "",
+        COUNTS_END,
+    ]
     return "\n".join(lines)
 
 
@@ -1059,7 +1318,12 @@ def update_readme(out: Path, manifest: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", type=Path, default=SHARED, help="the staged source sets (default: ../shared/data)")
-    ap.add_argument("--annotation", type=Path, default=ROOT / "data" / "annotation", help="batches/ and labels/ of the hand annotation")
+    ap.add_argument(
+        "--annotation",
+        type=Path,
+        default=ROOT / "data" / "annotation",
+        help="batches/ and labels/ of the hand annotation",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "data", help="where train/, validation/ and manifest.json go")
     args = ap.parse_args(argv)
 
@@ -1078,8 +1342,13 @@ def main(argv: list[str] | None = None) -> None:
         for old in (args.out / split).glob("*.csv.gz"):
             old.unlink()
     manifest: dict = {
-        "generated_by": "data/tools/build_data.py", "seed": SEED, "columns": list(COLUMNS),
-        "blank_means": "unknown label (no loss, no score)", "files": [], "sources": {}, "notes": notes,
+        "generated_by": "data/tools/build_data.py",
+        "seed": SEED,
+        "columns": list(COLUMNS),
+        "blank_means": "unknown label (no loss, no score)",
+        "files": [],
+        "sources": {},
+        "notes": notes,
     }
     all_rows: dict[str, list[Row]] = {"train": [], "validation": []}
     for s in sources:
@@ -1090,8 +1359,15 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             path = args.out / split / f"{s.name}.csv.gz"
             write_gz_csv(path, rows)
-            info = {"path": f"{split}/{s.name}.csv.gz", "source": s.name, "split": split, "rows": len(rows),
-                    "bytes": path.stat().st_size, "sha256": sha256(path), "labels": label_counts(rows)}
+            info = {
+                "path": f"{split}/{s.name}.csv.gz",
+                "source": s.name,
+                "split": split,
+                "rows": len(rows),
+                "bytes": path.stat().st_size,
+                "sha256": sha256(path),
+                "labels": label_counts(rows),
+            }
             info["languages"] = info["labels"]["lang"]
             manifest["files"].append(info)
             entry["files"][split] = {k: info[k] for k in ("path", "rows", "labels", "languages")}
@@ -1099,8 +1375,14 @@ def main(argv: list[str] | None = None) -> None:
         entry["dedup"] = s.stats
         manifest["sources"][s.name] = entry
     manifest["dedup"] = cross
-    manifest["totals"] = {split: {"rows": len(rows), "labels": {h: v for h, v in label_counts(rows).items() if h != "lang"},
-                                  "by_language": by_language(rows)} for split, rows in all_rows.items()}
+    manifest["totals"] = {
+        split: {
+            "rows": len(rows),
+            "labels": {h: v for h, v in label_counts(rows).items() if h != "lang"},
+            "by_language": by_language(rows),
+        }
+        for split, rows in all_rows.items()
+    }
     manifest["generated_csv_gz_bytes"] = sum(f["bytes"] for f in manifest["files"])
     manifest_path = args.out / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -1109,8 +1391,10 @@ def main(argv: list[str] | None = None) -> None:
     for f in manifest["files"]:
         print(f"{f['path']:45s} {f['rows']:7d} rows {f['bytes'] / 1e6:6.2f} MB")
     print(f"train {len(all_rows['train'])} rows, validation {len(all_rows['validation'])} rows")
-    print(f"generated .csv.gz files: {manifest['generated_csv_gz_bytes'] / 1e6:.2f} MB; "
-          f"total size of {args.out} (incl. manifest, README, annotation, tools): {folder_bytes(args.out) / 1e6:.2f} MB")
+    print(
+        f"generated .csv.gz files: {manifest['generated_csv_gz_bytes'] / 1e6:.2f} MB; "
+        f"total size of {args.out} (incl. manifest, README, annotation, tools): {folder_bytes(args.out) / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -49,21 +49,27 @@ def _write(name: str, rows: list[tuple[str, str, str]]) -> None:
 
 def main() -> None:
     rng = random.Random(SEED)
-    complaints = _dedup([
-        (f"preotiuc:{r['tweet_id']}", "preotiuc", r["text"])
-        for r in _read(SHARED / "complaints-preotiuc2019" / "complaints.csv")
-        if r["complaint"] == "1"
-    ])
-    spotify = _dedup([
-        (f"spotify:{r['tweet_id']}", "spotifycares", r["text"])
-        for r in _read(SHARED / "twcs-customer-support" / "spotifycares_inbound.csv")
-        if len(r["text"].split()) >= 3
-    ])
-    airline = _dedup([
-        (f"airline:{int(float(r['first_tweet_id']))}", "airline_first", r["text"])
-        for r in _read(SHARED / "twcs-customer-support" / "airlines_first_utterances.csv")
-        if len(r["text"].split()) >= 3
-    ])
+    complaints = _dedup(
+        [
+            (f"preotiuc:{r['tweet_id']}", "preotiuc", r["text"])
+            for r in _read(SHARED / "complaints-preotiuc2019" / "complaints.csv")
+            if r["complaint"] == "1"
+        ]
+    )
+    spotify = _dedup(
+        [
+            (f"spotify:{r['tweet_id']}", "spotifycares", r["text"])
+            for r in _read(SHARED / "twcs-customer-support" / "spotifycares_inbound.csv")
+            if len(r["text"].split()) >= 3
+        ]
+    )
+    airline = _dedup(
+        [
+            (f"airline:{int(float(r['first_tweet_id']))}", "airline_first", r["text"])
+            for r in _read(SHARED / "twcs-customer-support" / "airlines_first_utterances.csv")
+            if len(r["text"].split()) >= 3
+        ]
+    )
     spotify_pool, airline_pool = spotify, airline
     spotify = rng.sample(spotify, 800)
     airline = rng.sample(airline, 800)
@@ -80,7 +86,9 @@ def main() -> None:
         _write(name, rows)
     # The second, independent pass: a seeded draw across all first-pass batches.
     _write("second_pass", _second_pass(batches, rng))
-    round2 = _round2({"airline": airline_pool, "spotify": spotify_pool}, {r[0] for rows in batches.values() for r in rows})
+    round2 = _round2(
+        {"airline": airline_pool, "spotify": spotify_pool}, {r[0] for rows in batches.values() for r in rows}
+    )
     for name, rows in round2.items():
         _write(name, rows)
     _write("second_pass_2", _second_pass(round2, random.Random(ROUND2_SEED + 1)))
@@ -101,7 +109,7 @@ def _round2(pools: dict[str, list[tuple[str, str, str]]], taken: set[str]) -> di
         left = [row for row in pool if row[0] not in taken]
         drawn = rng.sample(left, sum(ROUND2[name] for name in names))
         for name in names:
-            out[name], drawn = drawn[:ROUND2[name]], drawn[ROUND2[name]:]
+            out[name], drawn = drawn[: ROUND2[name]], drawn[ROUND2[name] :]
     return out
 
 
