@@ -276,12 +276,14 @@ def render_html(s: Summary, source: str) -> str:
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>earful report: {e(source)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}.spike{color:#c0392b}</style></head><body>",
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
+        ".spike{color:#c0392b}</style></head><body>",
         f"<h1>earful report</h1><p>{e(source)}: {s.rows} posts, {s.scored} scored"
         + (f", {sum(s.unscored.values())} with nothing to score ({e(json.dumps(s.unscored))})" if s.unscored else "")
         + ".</p>",
-        f"<p>Share of posts flagged as trolling (<code>is_troll</code>: the probability reached the model's decision threshold): <b>{100 * s.troll_share:.1f}%</b>.</p>",
+        "<p>Share of posts flagged as trolling (<code>is_troll</code>: the probability reached the model's decision "
+        f"threshold): <b>{100 * s.troll_share:.1f}%</b>.</p>",
     ]
     parts.append("<h2>Early-warning spikes</h2>")
     if not s.days:
@@ -291,7 +293,8 @@ def render_html(s: Summary, source: str) -> str:
             "<table><tr><th>day</th><th>series</th><th>count</th><th>baseline (median)</th><th>robust z</th></tr>"
         )
         parts += [
-            f"<tr class='spike'><td>{sp.day}</td><td>{e(sp.series)}</td><td>{sp.count}</td><td>{sp.baseline:.1f}</td><td>{sp.z}</td></tr>"
+            f"<tr class='spike'><td>{sp.day}</td><td>{e(sp.series)}</td><td>{sp.count}</td>"
+            f"<td>{sp.baseline:.1f}</td><td>{sp.z}</td></tr>"
             for sp in s.spikes
         ]
         parts.append("</table>")

@@ -139,7 +139,7 @@ def score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
             clean.append(t)
     preds = _PREDICTOR.predict(clean, batch_size=batch_size)
     rows = []
-    for st, p in zip(status, preds):
+    for st, p in zip(status, preds, strict=True):
         ct, sent = p.complaint_type, p.sentiment
         rows.append(
             {
@@ -206,7 +206,7 @@ def output_records(
 ) -> list[dict[str, Any]]:
     """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions."""
     records = []
-    for src, pred in zip(inputs, preds):
+    for src, pred in zip(inputs, preds, strict=True):
         record = {c: (src.get(c) if typed else _stringify(src.get(c))) for c in keep}
         record.update(pred)
         records.append(record)

@@ -101,7 +101,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
     def flush() -> None:
         preds = predictor.predict([p["text"] for p in chunk], [p.get("lang") for p in chunk])
-        for post, pred in zip(chunk, preds):
+        for post, pred in zip(chunk, preds, strict=True):
             sys.stdout.write(_result_json(post, pred) + "\n")
         sys.stdout.flush()
         chunk.clear()
@@ -320,7 +320,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise UsageError(str(e)) from None
     if args.host not in ("127.0.0.1", "localhost", "::1") and not (env.get("EARFUL_API_KEY") or args.api_key_file):
         print(
-            f"earful serve: warning: listening on {args.host} without an API key (set EARFUL_API_KEY or --api-key-file)",
+            f"earful serve: warning: listening on {args.host} without an API key "
+            "(set EARFUL_API_KEY or --api-key-file)",
             file=sys.stderr,
         )
     argv = [
@@ -585,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration-data",
         nargs="+",
         metavar="FILE",
-        help="labelled files whose posts set the int8 activation smoothing and GPTQ weight rounding (default: the model's training files, when at hand)",
+        help="labelled files whose posts set the int8 activation smoothing and GPTQ weight rounding (default: the "
+        "model's training files, when at hand)",
     )
     _trim_args(p, "after training (prefer trimming the base before training: `earful base --trim-vocab`)")
     p.add_argument("--overwrite", action="store_true")
@@ -719,7 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keepalive-requests",
         type=int,
-        help="a worker closes the connection of every Nth response, so keep-alive clients spread over the workers (default 50; 0 = never)",
+        help="a worker closes the connection of every Nth response, so keep-alive clients spread over the workers "
+        "(default 50; 0 = never)",
     )
     p.add_argument(
         "--run-overhead-tokens",
@@ -730,7 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trace-classify",
         action="store_true",
-        help="give /classify requests OpenTelemetry spans too (off by default: they cost ~6%% of throughput and no exporter is set)",
+        help="give /classify requests OpenTelemetry spans too (off by default: they cost ~6%% of throughput and no "
+        "exporter is set)",
     )
     p.add_argument("--api-key-file", help="require this file's key as a Bearer token (or set EARFUL_API_KEY)")
     p.set_defaults(func=cmd_serve)

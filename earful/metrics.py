@@ -46,7 +46,7 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     present = (cm.sum(0) + cm.sum(1)) > 0
     if not present.any():
         return 0.0
-    return float(np.mean([r.f1 for r, keep in zip(per_class(cm), present) if keep]))
+    return float(np.mean([r.f1 for r, keep in zip(per_class(cm), present, strict=True) if keep]))
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -200,7 +200,7 @@ def _iter_csv(path: Path, compression: str | None) -> Iterator[Row]:
                     f"{path} {lines}: {len(values)} fields, the header has {len(header)}; "
                     "quote fields that contain commas or newlines"
                 )
-            yield Row(start, dict(zip(header, values)))
+            yield Row(start, dict(zip(header, values, strict=True)))
 
 
 def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:

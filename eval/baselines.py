@@ -85,7 +85,7 @@ class TfidfBaseline:
             if head not in probs or empty[i]:
                 return LabelScore(None)
             classes, p = probs[head]
-            d = {c: float(v) for c, v in zip(classes, p[i])}
+            d = {c: float(v) for c, v in zip(classes, p[i], strict=True)}
             d = {label: d.get(label, 0.0) for label in order}
             return LabelScore(max(d, key=d.get), d)
 

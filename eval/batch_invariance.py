@@ -70,7 +70,7 @@ def _probabilities(predictor, texts: list[str], calls: list[list[int]]) -> dict[
 def _predict(predictor, texts: list[str], calls: list[list[int]]) -> list:
     found = [None] * len(texts)
     for rows in calls:
-        for i, p in zip(rows, predictor.predict([texts[i] for i in rows])):
+        for i, p in zip(rows, predictor.predict([texts[i] for i in rows]), strict=True):
             found[i] = p
     return found
 
@@ -85,7 +85,7 @@ def batch_dependence(predictor, texts: list[str], batch: int = 64, seed: int = 0
     return {
         "posts": len(texts),
         "batch": batch,
-        "label_changes": {h: sum(a != b for a, b in zip(labels_alone[h], labels_mixed[h])) for h in HEADS},
+        "label_changes": {h: sum(a != b for a, b in zip(labels_alone[h], labels_mixed[h], strict=True)) for h in HEADS},
         "max_probability_change": {h: float(np.abs(p_alone[h] - p_mixed[h]).max()) for h in HEADS},
     }
 
@@ -154,7 +154,7 @@ def agreement(predictor, reference, texts: list[str], batch: int = 64) -> dict:
     a, b = _labels(_predict(predictor, texts, calls)), _labels(_predict(reference, texts, calls))
     pa, pb = _probabilities(predictor, texts, calls), _probabilities(reference, texts, calls)
     return {
-        "label_agreement": {h: float(np.mean([x == y for x, y in zip(a[h], b[h])])) for h in HEADS},
+        "label_agreement": {h: float(np.mean([x == y for x, y in zip(a[h], b[h], strict=True)])) for h in HEADS},
         "mean_probability_change": {h: float(np.abs(pa[h] - pb[h]).mean()) for h in HEADS},
     }
 

@@ -178,7 +178,7 @@ def run_bench(
         int8_rounds.append(_throughput(int8.predict, texts, len(texts)))
         langdetect_rounds.append(_throughput(lambda batch: [langdetect_guess(t) for t in batch], texts, len(texts)))
     pps_int8, pps_langdetect = float(np.median(int8_rounds)), float(np.median(langdetect_rounds))
-    ratios = [a / b for a, b in zip(int8_rounds, langdetect_rounds)]
+    ratios = [a / b for a, b in zip(int8_rounds, langdetect_rounds, strict=True)]
     lat_int8 = _latency(int8.predict, texts, latency_posts)
     rss = _rss_mb()
     pps_fp32 = lat_fp32 = None
@@ -275,25 +275,34 @@ def write_bench(result: BenchResult, out: Path) -> None:
     lines = [
         f"# earful bench: {result.bundle}",
         "",
-        f"{result.posts} real posts from data/ (mean {result.mean_tokens:.1f} tokens), {result.threads} threads, one process.",
+        f"{result.posts} real posts from data/ (mean {result.mean_tokens:.1f} tokens), "
+        f"{result.threads} threads, one process.",
         "",
         "| path | posts/s | latency p50 (ms, batch 1) | p99 |",
         "|---|---|---|---|",
-        f"| earful int8 (onnxruntime) | {f(result.posts_per_s_int8)} | {f(result.latency_ms_int8['p50'])} | {f(result.latency_ms_int8['p99'])} |",
-        f"| earful fp32 (onnxruntime) | {f(result.posts_per_s_fp32)} | {f((result.latency_ms_fp32 or {}).get('p50'))} | {f((result.latency_ms_fp32 or {}).get('p99'))} |",
-        f"| transformers PyTorch fp32, batches of 32 in input order | {f(result.posts_per_s_transformers)} | {f((result.latency_ms_transformers or {}).get('p50'))} | {f((result.latency_ms_transformers or {}).get('p99'))} |",
-        f"| transformers PyTorch fp32, batches of 32 length-sorted | {f(result.posts_per_s_transformers_sorted)} | – | – |",
+        f"| earful int8 (onnxruntime) | {f(result.posts_per_s_int8)} | {f(result.latency_ms_int8['p50'])} | "
+        f"{f(result.latency_ms_int8['p99'])} |",
+        f"| earful fp32 (onnxruntime) | {f(result.posts_per_s_fp32)} | {f((result.latency_ms_fp32 or {}).get('p50'))} "
+        f"| {f((result.latency_ms_fp32 or {}).get('p99'))} |",
+        f"| transformers PyTorch fp32, batches of 32 in input order | {f(result.posts_per_s_transformers)} | "
+        f"{f((result.latency_ms_transformers or {}).get('p50'))} | "
+        f"{f((result.latency_ms_transformers or {}).get('p99'))} |",
+        f"| transformers PyTorch fp32, batches of 32 length-sorted | {f(result.posts_per_s_transformers_sorted)} "
+        "| – | – |",
         f"| langdetect alone (language only) | {f(result.posts_per_s_langdetect)} | – | – |",
         "",
         "The predictor gets the posts in one call (it sorts them by length and cuts them into onnxruntime runs itself, "
         "see models/batching.py); the speed-up is against the plain pipeline (input order).",
         "",
-        f"- int8 speed-up vs transformers: **{f(result.speedup_vs_transformers, '{:.2f}')}×**; vs langdetect alone: **{f(result.speedup_vs_langdetect, '{:.2f}')}×** "
-        f"(median of {len(result.speedup_vs_langdetect_rounds)} alternating rounds: {', '.join(f'{r:.2f}' for r in result.speedup_vs_langdetect_rounds)}; "
-        "the posts/s above are each side's median)",
+        f"- int8 speed-up vs transformers: **{f(result.speedup_vs_transformers, '{:.2f}')}×**; vs langdetect alone: "
+        f"**{f(result.speedup_vs_langdetect, '{:.2f}')}×** (median of {len(result.speedup_vs_langdetect_rounds)} "
+        f"alternating rounds: {', '.join(f'{r:.2f}' for r in result.speedup_vs_langdetect_rounds)}; the posts/s above "
+        "are each side's median)",
         f"- peak matmul: {result.peak_gflops_fp32:.0f} GFLOP/s fp32, {result.peak_gflops_int8:.0f} GFLOP/s int8; "
-        f"{result.gflop_per_post:.2f} GFLOP per post; int8 predictor at **{100 * result.fraction_of_peak:.0f}%** of the int8 peak",
-        f"- bundle load {result.bundle_load_s:.2f} s (checksums included); peak RSS with the int8 predictor {result.peak_rss_mb_predictor:.0f} MB",
+        f"{result.gflop_per_post:.2f} GFLOP per post; int8 predictor at **{100 * result.fraction_of_peak:.0f}%** of "
+        "the int8 peak",
+        f"- bundle load {result.bundle_load_s:.2f} s (checksums included); peak RSS with the int8 predictor "
+        f"{result.peak_rss_mb_predictor:.0f} MB",
     ]
     lines += [f"- note: {n}" for n in result.notes]
     (out / "bench.md").write_text("\n".join(lines) + "\n")

@@ -78,7 +78,7 @@ class HeadOutcome:
             "accuracy": accuracy(self.y_true, self.y_pred),
             "macro_f1": self.macro_f1(self.y_true, self.y_pred),
             "ece": expected_calibration_error(confidence, correct),
-            "per_class": {label: vars(r) for label, r in zip(self.labels, per_class(cm))},
+            "per_class": {label: vars(r) for label, r in zip(self.labels, per_class(cm), strict=True)},
             "confusion": {"labels": self.labels, "matrix": cm.tolist()},
             "reliability": reliability_bins(confidence, correct),
         }

@@ -89,7 +89,8 @@ def write_report(
         ]
         for head, m in heads.items():
             lines.append(
-                f"| {head} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m['ece'])} | {_fmt(m.get('binary_macro_f1'))} |"
+                f"| {head} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m['ece'])} | "
+                f"{_fmt(m.get('binary_macro_f1'))} |"
             )
         lines.append("")
         for head, m in heads.items():

@@ -4,8 +4,9 @@
 
 Runs ``earful eval`` (the same code as the CLI) on the validation files the
 targets are defined on, with its baselines on the same rows (TF-IDF + logistic
-regression trained on ``data/train``; langdetect and lingua), and ``earful bench``; writes everything under ``eval/results/`` and
-replaces the README's text between the ``results`` markers. The bundle's
+regression trained on ``data/train``; langdetect and lingua), and ``earful bench``;
+writes everything under ``eval/results/`` and replaces the README's text between
+the ``results`` markers. The bundle's
 MODEL_CARD.md and metrics.json get the same figures (its manifest is rewritten).
 """
 
@@ -41,7 +42,11 @@ def split_lingua(work: Path) -> list[Path]:
     s = read_labelled("data/validation/lingua_langid.csv.gz")
     paths = []
     for kind in ("sentences", "word-pairs"):
-        rows = [{"id": i, "text": t, "lang": l} for i, t, l in zip(s.id, s.text, s.lang) if i.split(":")[1] == kind]
+        rows = [
+            {"id": i, "text": t, "lang": lang}
+            for i, t, lang in zip(s.id, s.text, s.lang, strict=True)
+            if i.split(":")[1] == kind
+        ]
         path = work / f"lingua_{kind.replace('-', '_')}.csv"
         write_rows(path, rows)
         paths.append(path)

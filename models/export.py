@@ -186,7 +186,8 @@ def quantize_int8(
                 or theirs.shape != scale.shape
             ):
                 raise RuntimeError(
-                    f"{base}: onnxruntime's weight grid is not symmetric per output channel; cannot use the given levels"
+                    f"{base}: onnxruntime's weight grid is not symmetric per output channel; "
+                    "cannot use the given levels"
                 )
             put(base + "_quantized", levels)
             put(base + "_scale", scale)
@@ -229,13 +230,13 @@ def check_parity(model: MultiTaskModel, encoder: TextEncoder, fp32: Path, int8: 
     with torch.no_grad():
         ref = [o.numpy() for o in model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))]
     out32 = _onnx_outputs(fp32, batch.input_ids, batch.attention_mask)
-    d32 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out32))
+    d32 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out32, strict=True))
     if int8 is None:
         return ParityReport(d32, None, None)
     out8 = _onnx_outputs(int8, batch.input_ids, batch.attention_mask)
-    d8 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out8))
+    d8 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out8, strict=True))
     agree = {}
-    for task, a, b in zip(model.schema.tasks, ref, out8):
+    for task, a, b in zip(model.schema.tasks, ref, out8, strict=True):
         la, lb = ((a > 0), (b > 0)) if task.kind == "binary" else (a.argmax(-1), b.argmax(-1))
         agree[task.name] = float((la == lb).mean())
     return ParityReport(d32, d8, agree)
@@ -271,7 +272,7 @@ def trim_vocabulary(
         "label_agreement": {},
         "max_probability_change": {},
     }
-    for task, a, b in zip(model.schema.tasks, before, after):
+    for task, a, b in zip(model.schema.tasks, before, after, strict=True):
         la, lb = ((a >= 0.5), (b >= 0.5)) if task.kind == "binary" else (a.argmax(-1), b.argmax(-1))
         report["label_agreement"][task.name] = float((la == lb).mean()) if len(la) else None
         report["max_probability_change"][task.name] = float(np.abs(a - b).max()) if len(a) else None
@@ -382,12 +383,14 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     lines = [
         f"# {info['name']} {info['version']}",
         "",
-        "An earful model bundle: multilingual complaint type, sentiment, language and troll likelihood for social posts.",
+        "An earful model bundle: multilingual complaint type, sentiment, language and troll likelihood "
+        "for social posts.",
         "",
         "## Model",
         f"- Base encoder: {_base_description(info['base_model'])}; mean pooling; one linear head per task.",
         f"- Languages of the lang head: {', '.join(info['languages'])}.",
-        f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated and flagged).",
+        f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated "
+        "and flagged).",
         f"- Variants: {', '.join(info['variants'])} (ONNX, run with onnxruntime).",
         *(
             [f"- Untrained (no training labels; they answer null): {', '.join(info['untrained_heads'])}."]
@@ -401,7 +404,10 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         lines.append(f"- {head}: macro-F1 {value:.3f}")
     for refit in metrics.get("refits", []):
         for head, r in refit["heads"].items():
-            scores = f"validation macro-F1 {r['validation_macro_f1_before']:.3f} before, {r['validation_macro_f1_after']:.3f} after"
+            scores = (
+                f"validation macro-F1 {r['validation_macro_f1_before']:.3f} before, "
+                f"{r['validation_macro_f1_after']:.3f} after"
+            )
             if r["applied"]:
                 lines.append(
                     f"- The {head} head was fitted again on the frozen encoder after training (`earful refit-head`, "
@@ -429,8 +435,8 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         if parity.get("int8_weight_rounding"):
             r = parity["int8_weight_rounding"]
             lines.append(
-                f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping {r['damping']}) "
-                f"on the same {r['posts']} posts."
+                f"- int8 weights of {r['weights']} MatMuls rounded by GPTQ (error-compensating, damping "
+                f"{r['damping']}) on the same {r['posts']} posts."
             )
         if parity.get(token_scales.METRICS_KEY):
             lines.append(token_scales.CARD_LINE)
@@ -441,8 +447,8 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         lines += [
             "",
             "## Vocabulary",
-            f"- Trained on a base vocabulary cut from {base_trim['pieces_before']:,} to {base_trim['pieces_after']:,} pieces "
-            f"(those the training texts use most), so the bundle serves exactly what was trained.",
+            f"- Trained on a base vocabulary cut from {base_trim['pieces_before']:,} to {base_trim['pieces_after']:,} "
+            "pieces (those the training texts use most), so the bundle serves exactly what was trained.",
             f"- {100 * base_trim['held_out_identical_tokenization']:.1f}% of {base_trim['held_out_texts']:,} sampled "
             "validation texts tokenize exactly as with the full vocabulary; the rest use shorter pieces.",
         ]
@@ -553,7 +559,8 @@ def export_bundle(
         parity = check_parity(model, encoder, work / "model.fp32.onnx", work / "model.int8.onnx" if int8 else None)
         if parity.fp32_max_abs_diff > FP32_TOLERANCE:
             raise RuntimeError(
-                f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); not writing a bundle"
+                f"ONNX fp32 export differs from torch by {parity.fp32_max_abs_diff:.2e} (> {FP32_TOLERANCE}); "
+                "not writing a bundle"
             )
         if not fp32:
             (work / "model.fp32.onnx").unlink()

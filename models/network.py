@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from earful.schema import Schema
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "network.json"

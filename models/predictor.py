@@ -165,7 +165,7 @@ class Predictor:
                 ids, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)
             ):
                 rows = todo[chunk]
-                for task, logits in zip(self.schema.tasks, outputs):
+                for task, logits in zip(self.schema.tasks, outputs, strict=True):
                     temp = self.bundle.temperatures[task.name]
                     heads[task.name][rows] = sigmoid(logits, temp) if task.kind == "binary" else softmax(logits, temp)
         for name in self.bundle.untrained_heads:  # their outputs are noise: NaN, as for an empty post
@@ -308,4 +308,6 @@ def _hint(i: int, hint: str | None) -> str | None:
 def _label_score(labels: tuple[str, ...], p: np.ndarray) -> LabelScore:
     if np.isnan(p).any():  # an untrained head
         return LabelScore(None)
-    return LabelScore(labels[int(np.argmax(p))], {label: round(float(v), 6) for label, v in zip(labels, p)})
+    return LabelScore(
+        labels[int(np.argmax(p))], {label: round(float(v), 6) for label, v in zip(labels, p, strict=True)}
+    )

@@ -50,7 +50,7 @@ def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, n
         values = sess.run(names, {"input_ids": input_ids, "attention_mask": mask})
         yield {
             name: x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1])
-            for name, x in zip(names, values)
+            for name, x in zip(names, values, strict=True)
         }
 
 
@@ -83,7 +83,7 @@ def smooth_activations(src: Path, dst: Path, batches: list[tuple[np.ndarray, np.
         w_max = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
         s = np.maximum(maxima[x], 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
         s = (s / np.exp(np.mean(np.log(s)))).astype(np.float32)  # geometric mean 1: magnitudes stay familiar
-        for node, w in zip(nodes, weights):
+        for node, w in zip(nodes, weights, strict=True):
             model.graph.initializer.remove(inits[node.input[1]])
             model.graph.initializer.append(numpy_helper.from_array((w * s[:, None]).astype(np.float32), node.input[1]))
             node.input[0] = x + SUFFIX

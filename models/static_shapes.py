@@ -33,10 +33,10 @@ def _target(shapes: list[np.ndarray], inputs: list[tuple[int, ...]]) -> list[int
     if len({len(s) for s in shapes}) != 1:
         return None
     out = []
-    for i, values in enumerate(zip(*shapes)):
+    for i, values in enumerate(zip(*shapes, strict=True)):
         if len(set(values)) == 1 and values[0] > 0:
             out.append(int(values[0]))
-        elif all(i < len(x) and x[i] == v for x, v in zip(inputs, values)):
+        elif all(i < len(x) and x[i] == v for x, v in zip(inputs, values, strict=True)):
             out.append(0)
         else:
             out.append(-1)
@@ -69,7 +69,7 @@ def static_reshapes(src: Path, dst: Path) -> int:
     seen = []
     for batch, seq in PROBES:
         feed = {i.name: np.ones((batch, seq), dtype=np.int64) for i in sess.get_inputs()}
-        seen.append(dict(zip(names, sess.run(names, feed))))
+        seen.append(dict(zip(names, sess.run(names, feed), strict=True)))
     rewritten = 0
     for node in reshapes:
         target = _target([s[node.input[1]] for s in seen], [s[node.input[0]].shape for s in seen])

@@ -67,7 +67,7 @@ def troll_rows(files: list[str | Path]) -> tuple[list[str], np.ndarray]:
     texts, labels = [], []
     for f in files:
         s = read_labelled(f, require_text=False)
-        for text, y in zip(s.text, s.troll):
+        for text, y in zip(s.text, s.troll, strict=True):
             if y is not None and text and text.strip():
                 texts.append(text)
                 labels.append(y)
@@ -102,11 +102,11 @@ def _card_section(fit: ThresholdFit) -> str:
     return "\n".join(
         [
             CARD_HEADING,
-            f"- A post is flagged as trolling (`is_troll`) when its troll probability is at least **{fit.threshold:.2f}**; "
-            "the probability itself is calibrated and returned unchanged.",
+            "- A post is flagged as trolling (`is_troll`) when its troll probability is at least "
+            f"**{fit.threshold:.2f}**; the probability itself is calibrated and returned unchanged.",
             f"- Chosen to maximise macro-F1 on {fit.rows:,} troll-labelled validation rows ({fit.trolls:,} trolls) of "
-            f"{len(fit.files)} files pooled, with this bundle's {fit.variant} model: macro-F1 {fit.macro_f1:.3f} there, "
-            f"against {fit.macro_f1_at_half:.3f} at 0.5 (`earful threshold`).",
+            f"{len(fit.files)} files pooled, with this bundle's {fit.variant} model: macro-F1 {fit.macro_f1:.3f} "
+            f"there, against {fit.macro_f1_at_half:.3f} at 0.5 (`earful threshold`).",
             "",
         ]
     )

@@ -100,7 +100,7 @@ def identical_tokenization(tokenizer_file: Path, trimmed_json: str, texts: list[
     full = Tokenizer.from_file(str(tokenizer_file))
     cut = Tokenizer.from_str(trimmed_json)
     batch = [prefix + t for t in texts]
-    same = sum(a.tokens == b.tokens for a, b in zip(full.encode_batch(batch), cut.encode_batch(batch)))
+    same = sum(a.tokens == b.tokens for a, b in zip(full.encode_batch(batch), cut.encode_batch(batch), strict=True))
     return same / len(texts)
 
 

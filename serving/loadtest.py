@@ -294,19 +294,20 @@ def _markdown(result: dict) -> str:
     for i, v in enumerate(median["levels"]):
         every = " / ".join(str(x["levels"][i]["throughput_rps"]) for x in result["rounds"])
         lines.append(
-            f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | {v['codes']} "
-            f"| {v['client_cpu_ms_per_request']} |"
+            f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | "
+            f"{v['codes']} | {v['client_cpu_ms_per_request']} |"
         )
     lo, hi = result["fraction_range"]
     before, after = median["offline_before_after"]
     lines += [
         "",
-        f"Offline predictor on the same posts (one process, every core, all posts in one call): {median['offline_posts_per_s']:.1f} "
-        f"posts/s in that round (mean of {before:.1f} before and {after:.1f} after the service ran). The service at 32 "
-        f"clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%).",
+        "Offline predictor on the same posts (one process, every core, all posts in one call): "
+        f"{median['offline_posts_per_s']:.1f} posts/s in that round (mean of {before:.1f} before and {after:.1f} "
+        f"after the service ran). The service at 32 clients reaches **{100 * result['fraction_at_32_clients']:.0f}%** "
+        f"of it (rounds: {100 * lo:.0f}–{100 * hi:.0f}%).",
         "",
-        f"A run's fixed cost as measured at start-up, in padded tokens: {result['offline_run_overhead_tokens']} offline, "
-        f"{median['service_run_overhead_tokens']} in the service's workers in that round.",
+        f"A run's fixed cost as measured at start-up, in padded tokens: {result['offline_run_overhead_tokens']} "
+        f"offline, {median['service_run_overhead_tokens']} in the service's workers in that round.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -122,7 +122,7 @@ class Classifier:
             return []
         preds = self.predictor.predict([p.text for p in posts], [p.lang for p in posts])
         out = []
-        for post, pred in zip(posts, preds):
+        for post, pred in zip(posts, preds, strict=True):
             if pred.status == "ok":  # labels are None for an untrained head, which counts nothing
                 for head, label in (
                     ("complaint_type", pred.complaint_type.label),

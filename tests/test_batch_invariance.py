@@ -35,7 +35,7 @@ def _probabilities(path, encoder, schema, texts):
     ids, mask = encoder.pad(encoder.encode_ids(texts)[0])
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     outputs = session.run(None, {"input_ids": ids, "attention_mask": mask})
-    return [sigmoid(o) if t.kind == "binary" else softmax(o) for t, o in zip(schema.tasks, outputs)]
+    return [sigmoid(o) if t.kind == "binary" else softmax(o) for t, o in zip(schema.tasks, outputs, strict=True)]
 
 
 def _largest_batch_effect(path, bundle: Bundle) -> float:
@@ -45,7 +45,7 @@ def _largest_batch_effect(path, bundle: Bundle) -> float:
     worst = 0.0
     for i, post in enumerate(POSTS):
         alone = _probabilities(path, encoder, bundle.schema, [post])
-        worst = max(worst, *(float(np.abs(a[0] - t[i]).max()) for a, t in zip(alone, together)))
+        worst = max(worst, *(float(np.abs(a[0] - t[i]).max()) for a, t in zip(alone, together, strict=True)))
     return worst
 
 
@@ -67,7 +67,7 @@ def test_exported_int8_prediction_is_the_same_alone_and_in_a_batch(tiny_bundle):
     predictor = Predictor(bundle, threads=1)
     predictor.run_overhead_tokens = 10_000  # one onnxruntime run for the whole call, long and short posts together
     together = predictor.predict(POSTS)
-    for post, mixed in zip(POSTS, together):
+    for post, mixed in zip(POSTS, together, strict=True):
         [alone] = predictor.predict([post])
         assert (alone.complaint_type.label, alone.sentiment.label, alone.is_troll, alone.lang.code) == (
             mixed.complaint_type.label,
@@ -98,7 +98,7 @@ def test_per_token_int8_stays_near_fp32(old_graph_bundle, tmp_path):
     per_token_activations(old_graph_bundle / "model.int8.onnx", tmp_path / "new.onnx")
     fp32 = _probabilities(old_graph_bundle / "model.fp32.onnx", encoder, bundle.schema, POSTS)
     int8 = _probabilities(tmp_path / "new.onnx", encoder, bundle.schema, POSTS)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32)) < 0.01
+    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32, strict=True)) < 0.01
 
 
 def test_float_activation_matmuls_take_the_per_token_path(old_graph_bundle, tmp_path):
@@ -119,7 +119,7 @@ def test_float_activation_matmuls_take_the_per_token_path(old_graph_bundle, tmp_
     assert _largest_batch_effect(tmp_path / "new.onnx", bundle) <= TOLERANCE
     fp32 = _probabilities(old_graph_bundle / "model.fp32.onnx", encoder, bundle.schema, POSTS)
     int8 = _probabilities(tmp_path / "new.onnx", encoder, bundle.schema, POSTS)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32)) < 0.01
+    assert max(float(np.abs(a - b).max()) for a, b in zip(int8, fp32, strict=True)) < 0.01
 
 
 def test_rewriting_an_existing_bundle_gives_a_verified_new_version(old_graph_bundle, tmp_path):

@@ -39,7 +39,7 @@ def test_plan_is_the_cheapest_split_of_the_sorted_posts(seed):
     best = np.inf
     for cuts in itertools.product([0, 1], repeat=len(order) - 1):  # every split of the sorted order into runs
         bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [len(order)]
-        candidate = [order[a:b] for a, b in zip(bounds, bounds[1:])]
+        candidate = [order[a:b] for a, b in itertools.pairwise(bounds)]
         if all(len(r) <= 4 and (len(r) == 1 or len(r) * lengths[r].max() <= 200) for r in candidate):
             best = min(best, _cost(candidate, lengths, 20))
     assert _cost(runs, lengths, 20) == best

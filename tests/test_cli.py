@@ -34,7 +34,7 @@ def test_classify_stdin_jsonl_and_plain_lines(tiny_bundle):
     ]
     r = run(["classify", "-", "--bundle", str(tiny_bundle), "--batch-size", "2"], stdin="\n".join(lines) + "\n")
     assert r.returncode == 0, r.stderr
-    out = [json.loads(l) for l in r.stdout.splitlines()]
+    out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o.get("id") for o in out] == ["a", None, "c", "d"]
     assert out[2]["lang"] == {"code": "es", "confidence": 1.0, "source": "hint"}
     assert out[3]["status"] == "empty"

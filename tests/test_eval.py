@@ -14,7 +14,7 @@ from earful.models.predictor import LabelScore, LanguageResult, Prediction
 
 def _pred(ct=None, ct_p=None, sent=None, troll=None, lang="en", conf=0.9, is_troll=None):
     cts = ("order_error", "product", "poor_service", "none")
-    ct_probs = dict(zip(cts, ct_p)) if ct_p else {}
+    ct_probs = dict(zip(cts, ct_p, strict=True)) if ct_p else {}
     return Prediction(
         LabelScore(ct, ct_probs),
         LabelScore(sent, {sent: 0.8} if sent else {}),
@@ -51,7 +51,8 @@ def test_complaint_metrics_by_hand_including_coarse_rows():
     ]
     m = file_metrics(head_outcomes(s, preds))["complaint_type"]
     assert m["n"] == 3 and m["accuracy"] == pytest.approx(1 / 3)
-    # 4-way over 3 fine rows: order_error F1=1; none P=0 (pred once, wrong)... classes present: order_error, none, product
+    # 4-way over 3 fine rows: order_error F1=1; none P=0 (pred once, wrong)...
+    # classes present: order_error, none, product
     # order_error: 1.0; product: P=0 (1 pred wrong) R=0 -> 0; none: P=0 R=0 -> 0 => macro 1/3
     assert m["macro_f1"] == pytest.approx(1 / 3)
     # binary over 4 rows: truth C,N,C,C  pred C,C,C,N -> complaint P=2/3 R=2/3 F=2/3; none P=0 R=0 F=0 -> 1/3

@@ -62,7 +62,7 @@ def test_onnx_matches_torch_and_int8_drift_is_bounded(tiny_run, tiny_bundle):
         ref = [o.numpy() for o in model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))]
     fp32 = _onnx_logits(tiny_bundle / "model.fp32.onnx", batch.input_ids, batch.attention_mask)
     int8 = _onnx_logits(tiny_bundle / "model.int8.onnx", batch.input_ids, batch.attention_mask)
-    for task, r, a, b in zip(model.schema.tasks, ref, fp32, int8):
+    for task, r, a, b in zip(model.schema.tasks, ref, fp32, int8, strict=True):
         assert np.abs(r - a).max() < 1e-4, task.name
         prob = sigmoid if task.kind == "binary" else softmax
         # int8 moves probabilities a little (≤0.05 seen on this tiny random net), not wholesale

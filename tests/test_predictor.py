@@ -37,7 +37,8 @@ def test_edge_cases_do_not_fail(predictor):
 
 @pytest.mark.parametrize("variant, tol", [("fp32", 1e-5), ("int8", 5e-2)])
 def test_batch_results_equal_one_by_one(tiny_bundle, variant, tol):
-    # int8 quantizes activations with one scale per batch tensor, hence its looser tolerance (this tiny random net is far noisier under int8 than a trained one)
+    # int8 quantizes activations with one scale per batch tensor, hence its looser tolerance
+    # (this tiny random net is far noisier under int8 than a trained one)
     predictor = Predictor.load(tiny_bundle, variant=variant, threads=1)
     texts = [
         "you charged me twice",
@@ -50,7 +51,7 @@ def test_batch_results_equal_one_by_one(tiny_bundle, variant, tol):
         "gracias",
     ]
     batched = predictor.predict(texts, batch_size=3)
-    for text, b in zip(texts, batched):
+    for text, b in zip(texts, batched, strict=True):
         [single] = predictor.predict([text])
         assert single.status == b.status and single.lang.code == b.lang.code and single.truncated == b.truncated
         for k, v in single.complaint_type.probabilities.items():
@@ -133,7 +134,7 @@ def test_fp32_and_int8_agree_on_labels(tiny_bundle):
 
 def test_parallel_runs_give_the_same_answers_in_the_same_order(tiny_bundle):
     # many posts of varied length, so the call is cut into several runs that two callers share
-    texts = [("my order %d never came " % i) * (1 + i % 9) for i in range(120)]
+    texts = [f"my order {i} never came " * (1 + i % 9) for i in range(120)]
     one = Predictor.load(tiny_bundle, variant="fp32", threads=1).probabilities(texts, batch_size=8)
     two = Predictor.load(tiny_bundle, variant="fp32", threads=2).probabilities(texts, batch_size=8)
     for head in ("complaint_type", "sentiment", "troll", "lang"):

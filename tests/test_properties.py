@@ -65,7 +65,7 @@ def predictor(tiny_bundle):
 def test_predict_answers_every_text(predictor, texts):
     out = predictor.predict(texts)
     assert len(out) == len(texts)
-    for text, p in zip(texts, out):
+    for text, p in zip(texts, out, strict=True):
         assert p.status == ("empty" if not text.strip() else "ok")
         json.dumps(p.to_dict())  # the result itself is plain JSON
 

@@ -51,7 +51,8 @@ def test_null_and_undecodable_text_are_counted_not_dropped(tiny_bundle, tmp_path
     src = tmp_path / "in.jsonl.gz"
     with gzip.open(src, "wb") as f:
         f.write(
-            b'{"id": "a", "text": "fine"}\n{"id": "b", "text": null}\n{"id": "c", "text": "bad \xff bytes"}\n{"id": "d"}\n'
+            b'{"id": "a", "text": "fine"}\n{"id": "b", "text": null}\n'
+            b'{"id": "c", "text": "bad \xff bytes"}\n{"id": "d"}\n'
         )
     summary = score(src, tmp_path / "out.parquet", ScoreOptions(bundle=str(tiny_bundle)), progress=False)
     assert summary.rows == 4

@@ -200,8 +200,8 @@ def test_concurrent_single_post_callers_are_batched_and_get_their_own_answers(se
     assert all(code == 200 for code, _ in out), out
     assert [pid for _, pid in out] == [f"p{i}" for i in range(96)]
     metrics = httpx.get(server.url + "/metrics", timeout=10).text
-    sums = [l for l in metrics.splitlines() if l.startswith("bentoml_service_adaptive_batch_size_sum")]
-    counts = [l for l in metrics.splitlines() if l.startswith("bentoml_service_adaptive_batch_size_count")]
+    sums = [line for line in metrics.splitlines() if line.startswith("bentoml_service_adaptive_batch_size_sum")]
+    counts = [line for line in metrics.splitlines() if line.startswith("bentoml_service_adaptive_batch_size_count")]
     assert float(sums[0].split()[-1]) > float(counts[0].split()[-1])  # mean batch > 1 request: batching happened
 
 

@@ -34,8 +34,10 @@ def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tiny_bundle, tmp_path
     assert n == len({node.input[0] for node in matmuls}) and n > 0
     assert all(node.input[0].endswith(SUFFIX) for node in matmuls)
     onnx.checker.check_model(model)  # still a valid, topologically sorted graph
-    for before, after in zip(_run(src, batches), _run(dst, batches)):  # batch 2 was never seen by the smoothing
-        for a, b in zip(before, after):
+    for before, after in zip(
+        _run(src, batches), _run(dst, batches), strict=True
+    ):  # batch 2 was never seen by the smoothing
+        for a, b in zip(before, after, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-4)
     # What int8 quantizes (the MatMul inputs) has a flatter channel profile: max/median of the channel maxima shrinks.
     names = sorted({node.input[0] for node in matmuls})

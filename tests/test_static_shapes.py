@@ -46,7 +46,7 @@ def test_static_reshapes_are_exact_and_drop_the_shape_chains(tiny_run, tmp_path)
         mask = np.ones((batch, seq), dtype=np.int64)
         mask[0, seq // 2 + 1 :] = 0
         a, b = (s.run(None, {"input_ids": ids, "attention_mask": mask}) for s in sessions)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
 
 

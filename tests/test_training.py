@@ -64,8 +64,8 @@ def test_sampler_is_deterministic_balanced_and_length_bucketed():
     data = _data(sources, rng.integers(3, 60, size=1000))
     s = BalancedBatchSampler(data, batch_size=10, steps_per_epoch=200, alpha=0.5, seed=1)
     a, b = s.epoch(0), s.epoch(0)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, s.epoch(1)))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, s.epoch(1), strict=True))
     # alpha=0.5: small gets sqrt(100)/(sqrt(900)+sqrt(100)) = 25% of batches instead of 10%
     share = np.mean([sources[i[0]] == "small" for i in a])
     assert 0.17 < share < 0.33
@@ -80,7 +80,7 @@ def test_training_writes_best_model_calibration_and_history(tiny_run):
         assert (best / f).exists(), f
     temps = json.loads((best / "calibration.json").read_text())["temperature"]
     assert set(temps) == {"complaint_type", "sentiment", "troll", "lang"} and all(t > 0 for t in temps.values())
-    history = [json.loads(l) for l in (tiny_run / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (tiny_run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert json.loads((best / "network.json").read_text())["languages"] == ["de", "en", "es"]
 

@@ -173,7 +173,8 @@ class Trainer:
         positions = json.loads((base_dir / "config.json").read_text()).get("max_position_embeddings", cfg.max_length)
         if cfg.max_length > positions:
             raise TrainingError(
-                f"max_length {cfg.max_length} exceeds the base encoder's {positions} positions; set max_length ≤ {positions}"
+                f"max_length {cfg.max_length} exceeds the base encoder's {positions} positions; "
+                f"set max_length ≤ {positions}"
             )
         prefix = cfg.input_prefix if cfg.input_prefix is not None else (E5_PREFIX if cfg.base == BASE_NAME else "")
         self.encoder = TextEncoder(base_dir / TOKENIZER_FILE, cfg.max_length, prefix)
@@ -328,7 +329,8 @@ class Trainer:
             raise TrainingError(f"nothing to resume: {self.out} has no checkpoint; run without --resume to start")
         if not resume and has_ckpt:
             raise TrainingError(
-                f"{self.out} already holds a training run; pass --resume to continue it, or choose another output folder"
+                f"{self.out} already holds a training run; "
+                "pass --resume to continue it, or choose another output folder"
             )
         saved_languages = None
         if resume:
@@ -402,6 +404,7 @@ class Trainer:
                         zip(
                             (t.name for t in self.model.schema.tasks),
                             self.model(batch["input_ids"], batch["attention_mask"]),
+                            strict=True,
                         )
                     )
                     loss, parts = multitask_loss(outputs, batch)

@@ -36,7 +36,7 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
     n = len(a)
     if n == 0:
         return float("nan")
-    observed = sum(x == y for x, y in zip(a, b)) / n
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
     ca, cb = Counter(a), Counter(b)
     expected = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / (n * n)
     return float("nan") if expected == 1 else (observed - expected) / (1 - expected)
@@ -59,7 +59,7 @@ def agreement(first: dict[str, dict[str, str]], second: dict[str, dict[str, str]
         b = [get(second[i]) for i in common]
         kappa = cohen_kappa(a, b)
         shown = "undefined" if math.isnan(kappa) else f"{kappa:.3f}"
-        lines.append(f"| {name} | {shown} | {sum(x == y for x, y in zip(a, b)) / len(common):.3f} |")
+        lines.append(f"| {name} | {shown} | {sum(x == y for x, y in zip(a, b, strict=True)) / len(common):.3f} |")
         counts = Counter(a + b)
         if counts.most_common(1)[0][1] >= 0.98 * 2 * len(common):
             rare.append(f"{name} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))} over both passes)")

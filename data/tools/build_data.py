@@ -239,28 +239,36 @@ def unescape_literal(text: str) -> str:
 META: dict[str, dict] = {
     "twcs_annotated": {
         "dataset_dir": "twcs-customer-support + data/annotation",
-        "repo": "github.com/asappresearch/dialog-intent-induction @ 6396f3153b0fda7e170b1df6b68e969b5e4eb16e (airlines); "
-        "github.com/stepanaromanov/python_for_marketing_research_and_analytics @ 7e9be6d285425c47ccfc8760c640eabba213eb74 (SpotifyCares)",
-        "license": 'All derived from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 per asappresearch data/LICENSE; '
-        'the Kaggle page also says "For commercial applications and use of full dataset, please contact stuart@thoughtvector.io". '
+        "repo": "github.com/asappresearch/dialog-intent-induction @ 6396f3153b0fda7e170b1df6b68e969b5e4eb16e "
+        "(airlines); github.com/stepanaromanov/python_for_marketing_research_and_analytics @ "
+        "7e9be6d285425c47ccfc8760c640eabba213eb74 (SpotifyCares)",
+        "license": 'All derived from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 per '
+        "asappresearch data/LICENSE; "
+        'the Kaggle page also says "For commercial applications and use of full dataset, please contact '
+        'stuart@thoughtvector.io". '
         "NON-COMMERCIAL - flag for a commercial service. Labels: earful's own hand annotation.",
         "non_commercial": True,
         "license_unclear": False,
-        "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent Induction with Deep Multi-View Clustering. EMNLP 2019.",
+        "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent "
+        "Induction with Deep Multi-View Clustering. EMNLP 2019.",
     },
     "complaints_preotiuc2019": {
         "dataset_dir": "complaints-preotiuc2019",
-        "repo": "github.com/danielpreotiuc/complaints-social-media @ 54e3402c129341809b7f1d9889d9311c3f1c1c16 : complaints-data.csv",
-        "license": "No license file in the repository and none stated in README. Tweets are Twitter content (Twitter/X developer terms apply). "
-        "Treat as research-only / redistribution status UNCLEAR.",
+        "repo": "github.com/danielpreotiuc/complaints-social-media @ 54e3402c129341809b7f1d9889d9311c3f1c1c16 : "
+        "complaints-data.csv",
+        "license": "No license file in the repository and none stated in README. Tweets are Twitter content (Twitter/X "
+        "developer terms apply). Treat as research-only / redistribution status UNCLEAR.",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Preotiuc-Pietro, Gaman, Aletras (2019). Automatically Identifying Complaints in Social Media. ACL 2019.",
+        "citation": "Preotiuc-Pietro, Gaman, Aletras (2019). "
+        "Automatically Identifying Complaints in Social Media. ACL 2019.",
     },
     "twitter_us_airline": {
         "dataset_dir": "twitter-us-airline",
-        "repo": "github.com/AyushDhatwalia/Twitter-Airline-Sentiment @ 97f2cfe60c6d87fd2211c2975ea29817e972ceed : Tweets.csv",
-        "license": 'Repo LICENSE is GPL-3.0 (code). Data = CrowdFlower/Figure Eight "Data for Everyone" Twitter US Airline Sentiment; '
+        "repo": "github.com/AyushDhatwalia/Twitter-Airline-Sentiment @ 97f2cfe60c6d87fd2211c2975ea29817e972ceed : "
+        "Tweets.csv",
+        "license": 'Repo LICENSE is GPL-3.0 (code). Data = CrowdFlower/Figure Eight "Data for Everyone" Twitter US '
+        "Airline Sentiment; "
         "Kaggle lists CC BY-NC-SA 4.0 -> NON-COMMERCIAL flag.",
         "non_commercial": True,
         "license_unclear": False,
@@ -268,26 +276,31 @@ META: dict[str, dict] = {
     },
     "germeval2017": {
         "dataset_dir": "germeval2017",
-        "repo": "github.com/KaoCircle/modified_GermEval17 @ b48ecf9498f7fd1c7ac9ec142fd13c8768b0cba0 : data/dev-2017-09-15.xml, data/test_syn-2017-09-15.xml",
+        "repo": "github.com/KaoCircle/modified_GermEval17 @ b48ecf9498f7fd1c7ac9ec142fd13c8768b0cba0 : "
+        "data/dev-2017-09-15.xml, data/test_syn-2017-09-15.xml",
         "license": "CC-BY 4.0 per GermEval 2017 organisers (no license file in this mirror repo)",
         "non_commercial": False,
         "license_unclear": False,
-        "citation": "Wojatzki, Ruppert, Holschneider, Zesch, Biemann (2017). GermEval 2017: Shared Task on Aspect-based Sentiment in Social Media Customer Feedback. GSCL GermEval workshop.",
+        "citation": "Wojatzki, Ruppert, Holschneider, Zesch, Biemann (2017). GermEval 2017: Shared Task on "
+        "Aspect-based Sentiment in Social Media Customer Feedback. GSCL GermEval workshop.",
     },
     "semeval2016_absa": {
         "dataset_dir": "semeval2016-absa",
-        "repo": "github.com/biba10/Generative-Cross-lingual-ABSA @ afe2d41f1f48308826a9c047d9ef161577e3fd28 (restaurants en/es/fr/nl/ru/tr + cs); "
-        "github.com/davidsbatista/Aspect-Based-Sentiment-Analysis @ 1d9c8ec1131993d924e96676fa212db6b53cb870 (en laptops train)",
-        "license": "No data license in either repo (biba10 repo LICENSE is MIT for code). Original SemEval-2016 Task 5 data: research use via META-SHARE; "
-        "French portion explicitly CC BY-NC-ND 4.0 (per ABSA16FR README). Czech (cs) portion is CsRest-M (Smid et al.), license not stated. "
-        "Treat as NON-COMMERCIAL / research-only.",
+        "repo": "github.com/biba10/Generative-Cross-lingual-ABSA @ afe2d41f1f48308826a9c047d9ef161577e3fd28 "
+        "(restaurants en/es/fr/nl/ru/tr + cs); github.com/davidsbatista/Aspect-Based-Sentiment-Analysis @ "
+        "1d9c8ec1131993d924e96676fa212db6b53cb870 (en laptops train)",
+        "license": "No data license in either repo (biba10 repo LICENSE is MIT for code). Original SemEval-2016 Task 5 "
+        "data: research use via META-SHARE; French portion explicitly CC BY-NC-ND 4.0 (per ABSA16FR README). Czech "
+        "(cs) portion is CsRest-M (Smid et al.), license not stated. Treat as NON-COMMERCIAL / research-only.",
         "non_commercial": True,
         "license_unclear": True,
-        "citation": "Pontiki et al. (2016). SemEval-2016 Task 5: Aspect Based Sentiment Analysis. SemEval-2016. ; Smid, Priban, Kral (2024) cross-lingual ABSA (cs data).",
+        "citation": "Pontiki et al. (2016). SemEval-2016 Task 5: Aspect Based Sentiment Analysis. SemEval-2016. ; "
+        "Smid, Priban, Kral (2024) cross-lingual ABSA (cs data).",
     },
     "banking77": {
         "dataset_dir": "banking77",
-        "repo": "github.com/PolyAI-LDN/task-specific-datasets @ 57ec275d8078af65b7731c2a98be812d844a6d6b : banking_data/train.csv",
+        "repo": "github.com/PolyAI-LDN/task-specific-datasets @ 57ec275d8078af65b7731c2a98be812d844a6d6b : "
+        "banking_data/train.csv",
         "license": "CC BY 4.0 (LICENSE file in repo).",
         "non_commercial": False,
         "license_unclear": False,
@@ -295,34 +308,43 @@ META: dict[str, dict] = {
     },
     "xlm_t_umsab": {
         "dataset_dir": "xlm-t-umsab",
-        "repo": "github.com/cardiffnlp/xlm-t @ 874214d64d96599eb869a033c22ec2cc57d19256 : data/sentiment/<language>/{train,val}_{text,labels}.txt",
-        "license": "Repository LICENSE: Apache-2.0. Underlying sets: SemEval-2017 (ar,en), DEFT-2017 (fr), SB-10K (de), SAIL-2015 (hi), "
-        "SENTIPOLC-2016 (it), SentiBR (pt), InterTASS-2017 (es) - each with its own terms.",
+        "repo": "github.com/cardiffnlp/xlm-t @ 874214d64d96599eb869a033c22ec2cc57d19256 : "
+        "data/sentiment/<language>/{train,val}_{text,labels}.txt",
+        "license": "Repository LICENSE: Apache-2.0. Underlying sets: SemEval-2017 (ar,en), DEFT-2017 (fr), SB-10K "
+        "(de), SAIL-2015 (hi), SENTIPOLC-2016 (it), SentiBR (pt), InterTASS-2017 (es) - each with its own terms.",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Barbieri, Espinosa-Anke, Camacho-Collados (2022). XLM-T: Multilingual Language Models in Twitter for Sentiment Analysis and Beyond. LREC 2022.",
+        "citation": "Barbieri, Espinosa-Anke, Camacho-Collados (2022). XLM-T: Multilingual Language Models in Twitter "
+        "for Sentiment Analysis and Beyond. LREC 2022.",
     },
     "tweeteval_sentiment": {
         "dataset_dir": "tweeteval",
-        "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/sentiment/val_{text,labels}.txt",
-        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter". '
+        "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : "
+        "datasets/sentiment/val_{text,labels}.txt",
+        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual '
+        'tasks (which are derived from existing datasets) or Twitter". '
         "Underlying: SemEval-2017 T4 (sentiment).",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval: Unified Benchmark and Comparative Evaluation for Tweet Classification. Findings of EMNLP 2020. "
-        "+ Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter.",
+        "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval: Unified Benchmark and "
+        "Comparative Evaluation for Tweet Classification. Findings of EMNLP 2020. + Rosenthal, Farra, Nakov (2017). "
+        "SemEval-2017 Task 4: Sentiment Analysis in Twitter.",
     },
     "semeval2017_task4a_en": {
         "dataset_dir": "semeval2017-task4a-en",
-        "repo": "github.com/rsd16/SemEval2017-Task-4-Subtask-A-Classification-Sentiment-Analysis @ 68bb1f6d869805bdc15fa5ee4dcc8fdbda3fb205 : Subtask_A/twitter-*-A.txt",
-        "license": "No license stated; SemEval Twitter data distributed for research under Twitter ToS. Treat as research-only.",
+        "repo": "github.com/rsd16/SemEval2017-Task-4-Subtask-A-Classification-Sentiment-Analysis @ "
+        "68bb1f6d869805bdc15fa5ee4dcc8fdbda3fb205 : Subtask_A/twitter-*-A.txt",
+        "license": "No license stated; SemEval Twitter data distributed for research under Twitter ToS. Treat as "
+        "research-only.",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter. ; Barbieri et al. (2020) TweetEval.",
+        "citation": "Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter. ; Barbieri et "
+        "al. (2020) TweetEval.",
     },
     "chinese_sophonplus": {
         "dataset_dir": "chinese-sophonplus",
-        "repo": "github.com/SophonPlus/ChineseNlpCorpus @ a0b781d72158bde242c0626c9e354d2b328865ff : datasets/online_shopping_10_cats, datasets/waimai_10k",
+        "repo": "github.com/SophonPlus/ChineseNlpCorpus @ a0b781d72158bde242c0626c9e354d2b328865ff : "
+        "datasets/online_shopping_10_cats, datasets/waimai_10k",
         "license": "No license stated in repo (README has none). Flag: unknown license.",
         "non_commercial": False,
         "license_unclear": True,
@@ -330,38 +352,49 @@ META: dict[str, dict] = {
     },
     "olid": {
         "dataset_dir": "olid-offenseval2019 + tweeteval (offensive_val.csv)",
-        "repo": "github.com/wenliangdai/multi-task-offensive-language-detection @ 6c2071a677e7380c026b2bd59338370f9807e1da : OLIDv1.0/olid-training-v1.0.tsv; "
-        "validation: github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/offensive/val_*.txt",
-        "license": "OLID README has no license statement (only citation request). Mirror repo LICENSE is CC BY 4.0 (covers the repo owner's work, not necessarily OLID). "
-        "OLID is widely redistributed (e.g. inside TweetEval).",
+        "repo": "github.com/wenliangdai/multi-task-offensive-language-detection @ "
+        "6c2071a677e7380c026b2bd59338370f9807e1da : OLIDv1.0/olid-training-v1.0.tsv; validation: "
+        "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/offensive/val_*.txt",
+        "license": "OLID README has no license statement (only citation request). Mirror repo LICENSE is CC BY 4.0 "
+        "(covers the repo owner's work, not necessarily OLID). OLID is widely redistributed (e.g. inside TweetEval).",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Zampieri, Malmasi, Nakov, Rosenthal, Farra, Kumar (2019). Predicting the Type and Target of Offensive Posts in Social Media. NAACL 2019. ; Barbieri et al. (2020) TweetEval.",
+        "citation": "Zampieri, Malmasi, Nakov, Rosenthal, Farra, Kumar (2019). Predicting the Type and Target of "
+        "Offensive Posts in Social Media. NAACL 2019. ; Barbieri et al. (2020) TweetEval.",
     },
     "tweeteval_hate": {
         "dataset_dir": "tweeteval",
-        "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : datasets/hate/{train,val}_{text,labels}.txt",
-        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual tasks (which are derived from existing datasets) or Twitter". '
+        "repo": "github.com/cardiffnlp/tweeteval @ 4fbd22cd78421f05b1ecdb4fc5725bc7a7bd8f66 : "
+        "datasets/hate/{train,val}_{text,labels}.txt",
+        "license": 'README: "TweetEval is released without any restrictions but restrictions may apply to individual '
+        'tasks (which are derived from existing datasets) or Twitter". '
         "Underlying: SemEval-2019 HatEval (hate).",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval. Findings of EMNLP 2020. + Basile et al. (2019). SemEval-2019 Task 5 (HatEval).",
+        "citation": "Barbieri, Camacho-Collados, Espinosa-Anke, Neves (2020). TweetEval. Findings of EMNLP 2020. + "
+        "Basile et al. (2019). SemEval-2019 Task 5 (HatEval).",
     },
     "offenseval2020": {
         "dataset_dir": "offenseval2020-multilingual",
-        "repo": "github.com/shaoncsecu/JAK-OffensEval @ 3ec8cc38dc930184cd7177afc5c041d28984cd48 : Official_Datasets/{Arabic,Danish,Greek,Turkish}/offenseval-*-training-v1.tsv, "
+        "repo": "github.com/shaoncsecu/JAK-OffensEval @ 3ec8cc38dc930184cd7177afc5c041d28984cd48 : "
+        "Official_Datasets/{Arabic,Danish,Greek,Turkish}/offenseval-*-training-v1.tsv, "
         "Official_Datasets/Arabic/offenseval-ar-dev-v1.tsv",
-        "license": 'Official readmes state no license. Danish part: Sigurbergsson & Derczynski (DKhate) "used with permission". Turkish: Coltekin 2020 (OffensEval-TR). '
-        "Greek: OGTD (Pitenis et al.). Arabic: OSACT4 (Mubarak et al.). Original distribution was password-protected for participants; "
+        "license": 'Official readmes state no license. Danish part: Sigurbergsson & Derczynski (DKhate) "used with '
+        'permission". Turkish: Coltekin 2020 (OffensEval-TR). '
+        "Greek: OGTD (Pitenis et al.). Arabic: OSACT4 (Mubarak et al.). Original distribution was password-protected "
+        "for participants; "
         "redistribution status UNCLEAR - check each source before shipping.",
         "non_commercial": False,
         "license_unclear": True,
-        "citation": "Zampieri et al. (2020). SemEval-2020 Task 12: Multilingual Offensive Language Identification in Social Media (OffensEval 2020). + per-language dataset papers.",
+        "citation": "Zampieri et al. (2020). SemEval-2020 Task 12: Multilingual Offensive Language Identification in "
+        "Social Media (OffensEval 2020). + per-language dataset papers.",
     },
     "cybertroll": {
         "dataset_dir": "cybertroll-dataturks",
-        "repo": "github.com/jeffysam6/Twitter-Troll-Tweets-Classifier @ 9fac10bc4b4aca9fd90293cff641264d8ddf9a95 : dataset.json",
-        "license": 'No license in the repository. Content matches the DataTurks "Tweets Dataset for Detection of Cyber-Trolls" '
+        "repo": "github.com/jeffysam6/Twitter-Troll-Tweets-Classifier @ 9fac10bc4b4aca9fd90293cff641264d8ddf9a95 : "
+        "dataset.json",
+        "license": 'No license in the repository. Content matches the DataTurks "Tweets Dataset for Detection of '
+        'Cyber-Trolls" '
         "(Kaggle dataturks/dataset-for-detection-of-cybertrolls); license of the original not verified here. UNCLEAR.",
         "non_commercial": False,
         "license_unclear": True,
@@ -369,16 +402,20 @@ META: dict[str, dict] = {
     },
     "davidson": {
         "dataset_dir": "davidson-hate-offensive",
-        "repo": "github.com/t-davidson/hate-speech-and-offensive-language @ cb50f7e9eb855a99abc51423bf40df0e26d6fe30 : data/labeled_data.csv",
+        "repo": "github.com/t-davidson/hate-speech-and-offensive-language @ cb50f7e9eb855a99abc51423bf40df0e26d6fe30 : "
+        "data/labeled_data.csv",
         "license": "Repository LICENSE: MIT (Copyright 2017 Tom Davidson). Tweets are Twitter content.",
         "non_commercial": False,
         "license_unclear": False,
-        "citation": "Davidson, Warmsley, Macy, Weber (2017). Automated Hate Speech Detection and the Problem of Offensive Language. ICWSM 2017.",
+        "citation": "Davidson, Warmsley, Macy, Weber (2017). Automated Hate Speech Detection and the Problem of "
+        "Offensive Language. ICWSM 2017.",
     },
     "lingua_langid": {
         "dataset_dir": "langid-lingua",
-        "repo": "github.com/pemistahl/lingua-py @ 754ce21122c083a7200763015fdaf7cda8d85453 : language-testdata/{sentences,word-pairs,single-words}/<iso639-1>.txt",
-        "license": "Repository LICENSE.txt: Apache-2.0. README: test data extracted from Wortschatz corpora (Leipzig University); Leipzig corpora terms not verified here.",
+        "repo": "github.com/pemistahl/lingua-py @ 754ce21122c083a7200763015fdaf7cda8d85453 : "
+        "language-testdata/{sentences,word-pairs,single-words}/<iso639-1>.txt",
+        "license": "Repository LICENSE.txt: Apache-2.0. README: test data extracted from Wortschatz corpora (Leipzig "
+        "University); Leipzig corpora terms not verified here.",
         "non_commercial": False,
         "license_unclear": True,
         "citation": "Stahl, P. Lingua language detector, accuracy test data (github.com/pemistahl/lingua-py).",
@@ -771,7 +808,8 @@ def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Sou
         val,
         {
             **META[name],
-            "validation_origin": "carved: stratified 25% of round 1 by batch source x complaint_type; round 2 is training only",
+            "validation_origin": "carved: stratified 25% of round 1 by batch source x complaint_type; round 2 is "
+            "training only",
         },
         stats,
     )
@@ -1225,7 +1263,8 @@ def counts_markdown(manifest: dict) -> str:
         "",
     ]
     lines += [
-        "| source | train | validation | complaint_type (train: order_error / product / poor_service / none / complaint) | sentiment (train: neg / neu / pos) | troll (train: 0 / 1) | languages |",
+        "| source | train | validation | complaint_type (train: order_error / product / poor_service / none / "
+        "complaint) | sentiment (train: neg / neu / pos) | troll (train: 0 / 1) | languages |",
         "|---|---:|---:|---|---|---|---|",
     ]
     for name, s in manifest["sources"].items():
@@ -1240,7 +1279,8 @@ def counts_markdown(manifest: dict) -> str:
         tl_s = f"{tl.get('0', 0)} / {tl.get('1', 0)}" if ("0" in tl or "1" in tl) else "-"
         lang_s = ", ".join(langs) if len(langs) <= 10 else f"{len(langs)} languages"
         lines.append(
-            f"| {name} | {tr.get('rows', 0)} | {s['files'].get('validation', {}).get('rows', 0)} | {ct_s} | {se_s} | {tl_s} | {lang_s} |"
+            f"| {name} | {tr.get('rows', 0)} | {s['files'].get('validation', {}).get('rows', 0)} | {ct_s} | {se_s} | "
+            f"{tl_s} | {lang_s} |"
         )
     t = manifest["totals"]
     lines.append(f"| **total** | **{t['train']['rows']}** | **{t['validation']['rows']}** | | | | |")
@@ -1265,24 +1305,31 @@ def counts_markdown(manifest: dict) -> str:
     for lang in sorted(set(tl) | set(vl)):
         a = tl.get(lang, {"rows": 0, "complaint_type": 0, "sentiment": 0, "troll": 0})
         lines.append(
-            f"| {lang} | {a['rows']} | {vl.get(lang, {}).get('rows', 0)} | {a['complaint_type']} | {a['sentiment']} | {a['troll']} |"
+            f"| {lang} | {a['rows']} | {vl.get(lang, {}).get('rows', 0)} | {a['complaint_type']} | {a['sentiment']} | "
+            f"{a['troll']} |"
         )
     lines += [
         "",
         "De-duplication and leakage (training rows removed):",
         "",
-        "| source | read | empty | sampled away / excluded | val dups | in a validation file | dup within source | dup of another source (kept in) | dup groups with conflicting labels |",
+        "| source | read | empty | sampled away / excluded | val dups | in a validation file | dup within source | dup "
+        "of another source (kept in) | dup groups with conflicting labels |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, s in manifest["sources"].items():
         d = s["dedup"]
         kept_in = ", ".join(f"{k} {v}" for k, v in d["train_duplicates_kept_in"].items())
         leak_by = ", ".join(f"{k} {v}" for k, v in d["train_removed_in_validation_by_source"].items())
+        conflicts = (
+            d.get("label_conflicts_within_source_before_split", 0) + d["train_duplicate_groups_with_label_conflicts"]
+        )
         lines.append(
-            f"| {name} | {d.get('read', 0)} | {d.get('dropped_empty_text', 0)} | {d.get('subsampled_away', 0) + d.get('dropped_overlap_with_tweeteval', 0)} | "
-            f"{d['validation_duplicates_dropped']} | {d['train_removed_in_validation']}{f' ({leak_by})' if leak_by else ''} | "
-            f"{d.get('duplicates_within_source_before_split', 0) + d['train_duplicates_within_source']} | {d['train_duplicates_of_other_source']}{f' ({kept_in})' if kept_in else ''} | "
-            f"{d.get('label_conflicts_within_source_before_split', 0) + d['train_duplicate_groups_with_label_conflicts']} |"
+            f"| {name} | {d.get('read', 0)} | {d.get('dropped_empty_text', 0)} | "
+            f"{d.get('subsampled_away', 0) + d.get('dropped_overlap_with_tweeteval', 0)} | "
+            f"{d['validation_duplicates_dropped']} | "
+            f"{d['train_removed_in_validation']}{f' ({leak_by})' if leak_by else ''} | "
+            f"{d.get('duplicates_within_source_before_split', 0) + d['train_duplicates_within_source']} | "
+            f"{d['train_duplicates_of_other_source']}{f' ({kept_in})' if kept_in else ''} | {conflicts} |"
         )
     xv = manifest["dedup"]["validation_rows_also_in_another_validation_file"]
     lines += [
