@@ -24,8 +24,10 @@ def test_lone_surrogates_are_scored_as_replacement_characters(predictor):
     got = predictor.predict(["ok", CUT_EMOJI, BAD_BYTES])
     assert [p.status for p in got] == ["ok"] * 3
     [same] = predictor.predict(["emoji cut \ufffd here"])
-    assert got[1].complaint_type == same.complaint_type and got[1].lang.code == same.lang.code
-    assert got[1].lang.confidence == pytest.approx(same.lang.confidence, abs=1e-6)
+    # fp32 runs of different batches differ in the last float digits, so a rounded probability may differ by 1e-6
+    assert got[1].complaint_type.label == same.complaint_type.label and got[1].lang.code == same.lang.code
+    assert got[1].complaint_type.probabilities == pytest.approx(same.complaint_type.probabilities, abs=1e-5)
+    assert got[1].lang.confidence == pytest.approx(same.lang.confidence, abs=1e-5)
 
 
 def test_language_hints_are_normalised_or_refused_by_position(predictor):
