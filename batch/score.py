@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from earful.models.tokenization import replace_lone_surrogates
+from earful.schema import COMPLAINT_TYPES, SENTIMENTS
 from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows, open_text_writer
 
 PART_GLOB = "part-*.parquet"
@@ -80,26 +81,25 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+#: earful's output columns and their types ("f64", "str", "bool", "int"), the label columns from earful.schema.
+PREDICTION_FIELDS: tuple[tuple[str, str], ...] = (
+    ("complaint_type", "str"),
+    *((f"complaint_type_p_{label}", "f64") for label in COMPLAINT_TYPES),
+    ("sentiment", "str"),
+    *((f"sentiment_p_{label}", "f64") for label in SENTIMENTS),
+    ("troll", "f64"),
+    ("is_troll", "bool"),
+    ("lang", "str"),
+    ("lang_confidence", "f64"),
+    ("lang_source", "str"),
+    ("truncated", "bool"),
+    ("n_tokens", "int"),
+    ("status", "str"),
+)
+
+
 def prediction_columns() -> list[str]:
-    return [
-        "complaint_type",
-        "complaint_type_p_order_error",
-        "complaint_type_p_product",
-        "complaint_type_p_poor_service",
-        "complaint_type_p_none",
-        "sentiment",
-        "sentiment_p_negative",
-        "sentiment_p_neutral",
-        "sentiment_p_positive",
-        "troll",
-        "is_troll",
-        "lang",
-        "lang_confidence",
-        "lang_source",
-        "truncated",
-        "n_tokens",
-        "status",
-    ]
+    return [name for name, _ in PREDICTION_FIELDS]
 
 
 # -- worker side ------------------------------------------------------------
@@ -144,12 +144,9 @@ def score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "complaint_type": ct.label,
-                **{
-                    f"complaint_type_p_{k}": ct.probabilities.get(k)
-                    for k in ("order_error", "product", "poor_service", "none")
-                },
+                **{f"complaint_type_p_{k}": ct.probabilities.get(k) for k in COMPLAINT_TYPES},
                 "sentiment": sent.label,
-                **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in ("negative", "neutral", "positive")},
+                **{f"sentiment_p_{k}": sent.probabilities.get(k) for k in SENTIMENTS},
                 "troll": p.troll,
                 "is_troll": p.is_troll,
                 "lang": p.lang.code,
@@ -234,23 +231,8 @@ def output_schema(src: Path, keep: list[str], typed: bool):
         input_fields = [in_schema.field(c) for c in keep]
     else:
         input_fields = [pa.field(c, pa.string()) for c in keep]
-    f64, s = pa.float64(), pa.string()
-    pred_fields = [pa.field("complaint_type", s)] + [
-        pa.field(f"complaint_type_p_{k}", f64) for k in ("order_error", "product", "poor_service", "none")
-    ]
-    pred_fields += [pa.field("sentiment", s)] + [
-        pa.field(f"sentiment_p_{k}", f64) for k in ("negative", "neutral", "positive")
-    ]
-    pred_fields += [
-        pa.field("troll", f64),
-        pa.field("is_troll", pa.bool_()),
-        pa.field("lang", s),
-        pa.field("lang_confidence", f64),
-        pa.field("lang_source", s),
-        pa.field("truncated", pa.bool_()),
-        pa.field("n_tokens", pa.int64()),
-        pa.field("status", s),
-    ]
+    types = {"f64": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "int": pa.int64()}
+    pred_fields = [pa.field(name, types[kind]) for name, kind in PREDICTION_FIELDS]
     clash = [c for c in keep if c in prediction_columns()]
     if clash:
         raise ScoreError(

@@ -30,9 +30,10 @@ import numpy as np
 
 from earful.labelled import read_labelled
 from earful.models.bundle import write_manifest
+from earful.schema import TASK_NAMES
 from earful.serving.loadtest import machine
 
-HEADS = ("complaint_type", "sentiment", "troll", "lang")
+HEADS = TASK_NAMES
 VALIDATION = "data/validation/*.csv.gz"
 
 

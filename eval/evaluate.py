@@ -31,9 +31,9 @@ from earful.metrics import (
     reliability_bins,
 )
 from earful.models.predictor import Prediction, Predictor
-from earful.schema import COMPLAINT, COMPLAINT_TYPES, NOT_A_COMPLAINT, SENTIMENTS
+from earful.schema import COMPLAINT, COMPLAINT_TYPES, NOT_A_COMPLAINT, SENTIMENTS, TASK_NAMES
 
-HEADS = ("complaint_type", "sentiment", "troll", "lang")
+HEADS = TASK_NAMES
 BOOTSTRAP_SAMPLES = 1000
 
 
