@@ -702,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host",
         default=os.environ.get("EARFUL_HOST", "127.0.0.1"),
-        help="bind address (default 127.0.0.1: this machine only)",
+        help="bind address (default 127.0.0.1: local connections only)",
     )
     p.add_argument("--port", type=int, default=int(os.environ.get("EARFUL_PORT", "3000")))
     p.add_argument("--bundle", default=os.environ.get("EARFUL_BUNDLE"), help="bundle folder (default: models/default)")
@@ -728,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-overhead-tokens",
         type=int,
         help="a model run's fixed cost in padded tokens, for cutting batches into runs "
-        "(default 0: measured on this machine at start-up)",
+        "(default 0: measured at start-up)",
     )
     p.add_argument(
         "--trace-classify",
