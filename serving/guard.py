@@ -44,6 +44,8 @@ from earful.serving.config import ServeConfig
 from earful.serving.docs import openapi_document, swagger_page
 
 OPEN_PATHS = {"/healthz", "/livez", "/readyz"}
+#: The scope key under which a checked /classify request carries its post count, so nothing parses it again.
+POSTS_KEY = "earful.posts"
 #: What a path the service does not have becomes before BentoML's metrics see it (a 404 either way).
 UNKNOWN_PATH = "/not-found"
 RETRY_AFTER_SECONDS = "1"
@@ -135,7 +137,7 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_json(send, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(send, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await _send(send, status, json.dumps(payload).encode(), b"application/json", extra_headers)
 
 
@@ -181,14 +183,14 @@ class Guard:
             body = await self._read_body(receive)
             checked = check_request(body, self.config.max_posts, self.config.max_chars)
         except ClientError as e:
-            return await _send_json(send, e.status, {"error": e.message})
+            return await send_json(send, e.status, {"error": e.message})
         record["posts"], body = checked.posts, checked.body
         posts_per_request.observe(record["posts"])
         replay = replaying(body, receive)
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         buffered = _Buffered()
-        await self.app({**scope, "headers": headers}, replay, buffered)
+        await self.app({**scope, "headers": headers, POSTS_KEY: checked.posts}, replay, buffered)
         if buffered.start["status"] == 200:
             return await buffered.replay(
                 send, b'{"results":' + b"".join(buffered.chunks) + b',"model":' + self.model_info + b"}"
@@ -222,7 +224,7 @@ class Guard:
 
         try:
             if not self._authorized(scope):
-                return await _send_json(
+                return await send_json(
                     send_logged,
                     401,
                     {"error": "missing or invalid API key: send Authorization: Bearer <key>"},
@@ -230,7 +232,7 @@ class Guard:
                 )
             if scope["path"] == "/classify" and scope["method"] == "POST":
                 if self.in_flight >= self.config.max_concurrency:
-                    return await _send_json(
+                    return await send_json(
                         send_logged, 503, {"error": f"overloaded: {self.in_flight} requests in flight; retry shortly"}
                     )
                 self.in_flight += 1
@@ -257,7 +259,7 @@ class Guard:
                 )
             )
             if record["status"] == 0:
-                await _send_json(send_logged, 500, {"error": "internal error; the server log has the details"})
+                await send_json(send_logged, 500, {"error": "internal error; the server log has the details"})
         finally:
             if scope["path"] not in OPEN_PATHS and scope["path"] != "/metrics":
                 log.info(

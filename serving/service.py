@@ -30,7 +30,7 @@ import bentoml
 from earful.models.bundle import BUNDLE_FILE, resolve_bundle_path
 from earful.serving.api import ModelInfo, Post, PostResult
 from earful.serving.config import ServeConfig
-from earful.serving.guard import Guard, _Buffered, replaying
+from earful.serving.guard import POSTS_KEY, Guard, _Buffered, replaying, send_json
 
 CONFIG = ServeConfig.from_env()
 WARMUP_TEXTS = ["warming up the model", "calentando el modelo", "🙂", "x " * 200]
@@ -181,14 +181,11 @@ class Admission:
         backlog = self.backlog_s()
         if backlog > self.budget_s:
             error = f"overloaded: {backlog:.1f} s of posts queued, the budget is {self.budget_s:g} s; retry shortly"
-            body = json.dumps({"error": error}).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            return await send({"type": "http.response.body", "body": body})
+            return await send_json(send, 503, {"error": error})
         body = (await receive()).get("body", b"")  # the guard replays the checked body as one message
+        if scope[POSTS_KEY] <= self.max_batch_size:
+            return await self._part(scope, body, scope[POSTS_KEY], receive, send)
         posts = json.loads(body)["posts"]
-        if len(posts) <= self.max_batch_size:
-            return await self._part(scope, body, len(posts), receive, send)
         results = []
         for i in range(0, len(posts), self.max_batch_size):
             buffered = _Buffered()
