@@ -33,8 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'the user must fix something', shown without a traceback."""
     from earful.labelled import LabelledDataError
     from earful.models.bundle import BundleError
-    from earful.models.encoder import EncoderSourceError
     from earful.tabular import TableError
+    from earful.training.encoder import EncoderSourceError
 
     errors: list[type[BaseException]] = [
         UsageError,
@@ -220,7 +220,7 @@ def _trim_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 def cmd_export(args: argparse.Namespace) -> None:
     import warnings
 
-    from earful.models.export import TrimSpec, UntrainedHeadWarning, export_bundle
+    from earful.export.build import TrimSpec, UntrainedHeadWarning, export_bundle
 
     card = Path(args.card).read_text() if args.card else None
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
@@ -268,8 +268,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_threshold(args: argparse.Namespace) -> None:
+    from earful.export.threshold import ThresholdError, fit_threshold, record_threshold, training_validation_files
+    from earful.export.writer import edit_bundle
     from earful.models.bundle import Bundle
-    from earful.models.threshold import ThresholdError, fit_threshold, training_validation_files, write_threshold
 
     bundle = Bundle.load(args.bundle)
     files = args.validation or training_validation_files(bundle)
@@ -282,7 +283,8 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         fit = fit_threshold(bundle, files, args.variant)
     except ThresholdError as e:
         raise UsageError(str(e)) from None
-    write_threshold(bundle.path, fit, args.version)
+    with edit_bundle(bundle.path) as writer:
+        record_threshold(writer, fit, args.version)
     print(json.dumps({"bundle": str(bundle.path), "version": args.version, **asdict(fit)}, indent=2))
 
 
@@ -442,12 +444,12 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_base(args: argparse.Namespace) -> None:
-    from earful.models.encoder import E5_PREFIX, prepare_base_encoder
+    from earful.training.encoder import E5_PREFIX, prepare_base_encoder
 
     if not args.trim_vocab:
         print(prepare_base_encoder(Path(args.out) if args.out else None, force=args.force))
         return
-    from earful.models.vocab import trim_encoder_folder
+    from earful.training.vocab import trim_encoder_folder
 
     if not args.out:
         raise UsageError("--trim-vocab writes a new encoder folder: give it with --out DIR")

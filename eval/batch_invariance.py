@@ -21,15 +21,14 @@ import argparse
 import glob
 import json
 import random
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from earful.export.writer import copy_bundle
 from earful.labelled import read_labelled
-from earful.models.bundle import write_manifest
 from earful.schema import TASK_NAMES
 from earful.serving.loadtest import machine
 
@@ -97,7 +96,7 @@ def float_activation_model(int8: Path, out: Path) -> Path:
     import onnx
     from onnx import helper, numpy_helper
 
-    from earful.models.token_scales import graph_index
+    from earful.export.token_scales import graph_index
 
     model = onnx.load(str(int8))
     graph = model.graph
@@ -143,10 +142,7 @@ def float_activation_model(int8: Path, out: Path) -> Path:
 
 def with_model(bundle: Path, model: Path, out: Path) -> Path:
     """A copy of ``bundle`` (its thresholds and calibration) whose int8 model is ``model``."""
-    shutil.copytree(bundle, out)
-    shutil.copy(model, out / "model.int8.onnx")
-    write_manifest(out)
-    return out
+    return copy_bundle(bundle, out, {"model.int8.onnx": model})
 
 
 def agreement(predictor, reference, texts: list[str], batch: int = 64) -> dict:

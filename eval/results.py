@@ -207,7 +207,8 @@ def _table(rows: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     from earful.eval.bench import run_bench, write_bench
     from earful.eval.run import run_eval
-    from earful.models.bundle import Bundle, write_manifest
+    from earful.export.writer import edit_bundle
+    from earful.models.bundle import Bundle
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", default=None, help="default: models/default")
@@ -311,23 +312,20 @@ def main(argv: list[str] | None = None) -> None:
         readme += "\n## Results\n\n" + "\n".join(lines) + "\n"
     Path("README.md").write_text(readme)
 
-    card = bundle.path / "MODEL_CARD.md"
-    text = card.read_text()
-    marker = "\n## Evaluation on validation data\n"
-    text = (
-        text.split(marker)[0]
-        + marker
-        + "\n"
-        + "\n".join(lines[2:-2])
-        + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n"
-        + _per_language(evaluation.metrics)
-        + "\n"
-    )
-    card.write_text(text)
-    metrics = json.loads((bundle.path / "metrics.json").read_text())
-    metrics["evaluation"] = summary
-    (bundle.path / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_manifest(bundle.path)
+    with edit_bundle(bundle.path) as writer:
+        text = writer.read_text("MODEL_CARD.md") or ""
+        marker = "\n## Evaluation on validation data\n"
+        text = (
+            text.split(marker)[0]
+            + marker
+            + "\n"
+            + "\n".join(lines[2:-2])
+            + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n"
+            + _per_language(evaluation.metrics)
+            + "\n"
+        )
+        writer.write_text("MODEL_CARD.md", text)
+        writer.update_json("metrics.json", {"evaluation": summary})
     print("\n".join(lines))
 
 

@@ -16,7 +16,7 @@ Layout::
 
 ``Bundle.load`` refuses a bundle whose files do not match the manifest
 (tampered, truncated, half-copied). Nothing in a bundle is pickled: JSON, ONNX
-and a tokenizer JSON only.
+and a tokenizer JSON only. Bundles are written by :mod:`earful.export.writer` alone.
 """
 
 from __future__ import annotations
@@ -39,18 +39,6 @@ DEFAULT_TROLL_THRESHOLD = 0.5
 
 class BundleError(RuntimeError):
     """A bundle is missing, incomplete or fails verification."""
-
-
-def write_manifest(directory: Path) -> dict[str, Any]:
-    """Checksum every file in the bundle folder (except the manifest itself)."""
-    files = {
-        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-        for p in sorted(directory.iterdir())
-        if p.is_file() and p.name != MANIFEST
-    }
-    manifest = {"algorithm": "sha256", "files": files}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
 
 
 def verify(directory: Path) -> dict[str, Any]:
@@ -108,7 +96,7 @@ class Bundle:
     max_length: int
     input_prefix: str
     lang_threshold: float
-    #: ``is_troll`` is set where the troll probability reaches this (see :mod:`earful.models.threshold`).
+    #: ``is_troll`` is set where the troll probability reaches this (see :mod:`earful.export.threshold`).
     troll_threshold: float
     variants: tuple[str, ...]
     #: Heads trained on no labels: the predictor answers null for them instead of their random output.

@@ -69,7 +69,7 @@ class Prediction:
     sentiment: LabelScore
     #: Calibrated probability that the post is trolling; None for empty posts and where the troll head is untrained.
     troll: float | None
-    #: ``troll`` reached the bundle's decision threshold (:mod:`earful.models.threshold`); None where ``troll`` is.
+    #: ``troll`` reached the bundle's decision threshold (:mod:`earful.export.threshold`); None where ``troll`` is.
     is_troll: bool | None
     lang: LanguageResult
     #: The post was longer than the model's input and only its start was read.
@@ -252,7 +252,7 @@ class Predictor:
 
         Batching does not change results: fp32 agrees with one-by-one calls to
         ~1e-6, and so does int8 exported with one activation scale per token
-        (:mod:`earful.models.token_scales`). An int8 model with one scale per run,
+        (:mod:`earful.export.token_scales`). An int8 model with one scale per run,
         as the shipped default 0.4.1 still has, moves its probabilities slightly
         (~1e-3, 1-2% of labels) with the batch's composition: docs/quantization.md."""
         texts = clean_texts(texts)

@@ -170,7 +170,7 @@ def tiny_run(tmp_path_factory, tiny_base, tiny_data) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     return export_bundle(tiny_run, out, name="tiny-test", version="0.0.1", card="## Data\nSynthetic test rows.")

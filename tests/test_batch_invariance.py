@@ -1,4 +1,4 @@
-"""A post's int8 result does not depend on the posts it is batched with (earful.models.token_scales)."""
+"""A post's int8 result does not depend on the posts it is batched with (earful.export.token_scales)."""
 
 import json
 import shutil
@@ -9,12 +9,13 @@ import onnxruntime as ort
 import pytest
 from conftest import make_rows, write_csv
 
+from earful.export.build import quantize_int8
+from earful.export.threshold import ThresholdError
+from earful.export.token_scales import METRICS_KEY, per_token_activations, rewrite_bundle
+from earful.export.writer import edit_bundle
 from earful.metrics import sigmoid, softmax
-from earful.models.bundle import Bundle, write_manifest
-from earful.models.export import quantize_int8
+from earful.models.bundle import Bundle
 from earful.models.predictor import Predictor
-from earful.models.threshold import ThresholdError
-from earful.models.token_scales import METRICS_KEY, per_token_activations, rewrite_bundle
 from earful.models.tokenization import TextEncoder
 
 #: Posts of very different lengths (the tiny model reads at most 32 tokens): padding and long rows set a
@@ -53,8 +54,8 @@ def _largest_batch_effect(path, bundle: Bundle) -> float:
 def old_graph_bundle(tiny_bundle, tmp_path):
     """The tiny bundle with its int8 model as plain dynamic quantization made it (one scale per run)."""
     old = shutil.copytree(tiny_bundle, tmp_path / "old")
-    quantize_int8(old / "model.fp32.onnx", old / "model.int8.onnx")
-    write_manifest(old)
+    with edit_bundle(old) as writer:
+        quantize_int8(writer.path("model.fp32.onnx"), writer.path("model.int8.onnx"))
     return old
 
 
@@ -104,7 +105,7 @@ def test_per_token_int8_stays_near_fp32(old_graph_bundle, tmp_path):
 def test_float_activation_matmuls_take_the_per_token_path(old_graph_bundle, tmp_path):
     """The MatMuls the export keeps out of dynamic quantization (int8 weights before a float MatMul, which
     onnxruntime quantizes per row and block of 32) are rewritten too: no float MatMul on int8 weights is left."""
-    from earful.models.export import outlier_matmuls
+    from earful.export.build import outlier_matmuls
 
     bundle = Bundle.load(old_graph_bundle)
     encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)

@@ -53,7 +53,7 @@ def test_bench_runs_end_to_end_on_a_tiny_bundle(tiny_bundle, tiny_data, tmp_path
 
 def test_bench_times_fp32_from_a_full_export_of_an_int8_only_bundle(tiny_run, tiny_bundle, tiny_data, tmp_path):
     from earful.eval.bench import run_bench
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     card = "## Data\nSynthetic test rows."
     int8_only = export_bundle(tiny_run, tmp_path / "int8", name="tiny-test", version="0.0.1", fp32=False, card=card)

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from earful.models import encoder as enc
+from earful.training import encoder as enc
 
 
 def _q4_encode(w: np.ndarray) -> tuple[bytes, np.ndarray]:

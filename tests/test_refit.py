@@ -125,7 +125,7 @@ def test_a_second_refit_keeps_the_first_record(refitted, tmp_path):
 
 
 def test_refitted_folder_exports(refitted, tmp_path):
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
     from earful.models.predictor import Predictor
 
     _, out = refitted
@@ -182,7 +182,7 @@ def test_keep_better_keeps_a_trained_head_the_refit_does_not_beat(tiny_run, tmp_
         json.loads((out / "calibration.json").read_text())["temperature"]
         == json.loads((tiny_run / "best" / "calibration.json").read_text())["temperature"]
     )
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     card = (
         export_bundle(out, tmp_path / "bundle", name="kept", version="0.0.1", card="## Data\nSynthetic.", int8=False)
@@ -204,7 +204,7 @@ def test_the_card_lists_every_run_that_made_the_model_with_its_recorded_time(
 ):
     from conftest import tiny_config
 
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
     from earful.training.trainer import train
 
     _, refit_out = refitted

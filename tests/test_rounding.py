@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from earful.models.rounding import gptq, round_to_nearest
+from earful.export.rounding import gptq, round_to_nearest
 
 
 def _correlated_inputs(rng, n=2000, k=48):
@@ -37,7 +37,7 @@ def test_gptq_with_uncorrelated_inputs_is_round_to_nearest():
 
 
 def _batches(bundle):
-    from earful.models.export import PARITY_TEXTS
+    from earful.export.build import PARITY_TEXTS
     from earful.models.tokenization import TextEncoder
 
     info = json.loads((bundle / "bundle.json").read_text())
@@ -50,9 +50,9 @@ def test_quantize_int8_writes_the_given_levels(tiny_bundle, tmp_path):
     """Both kinds of int8 MatMul (dynamic, and float activations over int8 weights)
     carry exactly the GPTQ levels, which make the layers' outputs on the sample
     tokens closer to fp32 than round-to-nearest does (GPTQ's own objective)."""
-    from earful.models.export import quantize_int8
-    from earful.models.rounding import input_hessians, round_weights
-    from earful.models.smoothing import weighted_matmuls
+    from earful.export.build import quantize_int8
+    from earful.export.rounding import input_hessians, round_weights
+    from earful.export.smoothing import weighted_matmuls
 
     fp32 = tiny_bundle / "model.fp32.onnx"
     batches = _batches(tiny_bundle)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import onnx
 
-from earful.models.export import PARITY_TEXTS
-from earful.models.smoothing import SUFFIX, channel_maxima, smooth_activations
+from earful.export.build import PARITY_TEXTS
+from earful.export.smoothing import SUFFIX, channel_maxima, smooth_activations
 from earful.models.tokenization import TextEncoder
 
 

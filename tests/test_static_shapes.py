@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from earful.models.static_shapes import _target, static_reshapes
+from earful.export.static_shapes import _target, static_reshapes
 
 
 def test_target_reads_constants_copies_and_the_remainder():
@@ -19,8 +19,8 @@ def test_target_reads_constants_copies_and_the_remainder():
 
 
 def test_static_reshapes_are_exact_and_drop_the_shape_chains(tiny_run, tmp_path):
-    from earful.models.export import export_onnx
-    from earful.models.network import MultiTaskModel
+    from earful.export.build import export_onnx
+    from earful.training.network import MultiTaskModel
 
     model = MultiTaskModel.load(tiny_run / "best")
     raw, static = tmp_path / "raw.onnx", tmp_path / "static.onnx"

@@ -8,9 +8,10 @@ import pytest
 from conftest import make_rows, write_csv
 
 from earful.cli import main
-from earful.models.bundle import Bundle, write_manifest
+from earful.export.threshold import CARD_HEADING, best_threshold
+from earful.export.writer import edit_bundle
+from earful.models.bundle import Bundle
 from earful.models.predictor import Predictor
-from earful.models.threshold import CARD_HEADING, best_threshold
 
 
 def test_best_threshold_separates_and_prefers_the_cut_nearest_half():
@@ -40,11 +41,9 @@ def test_threshold_command_updates_the_bundle(tiny_bundle, troll_validation, tmp
 
     # the decision follows the stored threshold, whatever it is
     texts = ["you are all idiots and I hope you rot 5", "thanks for the quick help with ticket 9!", "shut up loser 3"]
-    info = json.loads((bundle / "bundle.json").read_text())
     for threshold in (0.05, 0.95):
-        info["troll_threshold"] = threshold
-        (bundle / "bundle.json").write_text(json.dumps(info))
-        write_manifest(bundle)
+        with edit_bundle(bundle) as writer:
+            writer.update_json("bundle.json", {"troll_threshold": threshold})
         preds = Predictor.load(bundle).predict(texts)
         assert [p.is_troll for p in preds] == [p.troll >= threshold for p in preds]
 
@@ -65,7 +64,7 @@ def test_threshold_command_needs_trolls_of_both_classes(tiny_bundle, tmp_path, c
 
 
 def test_export_chooses_the_threshold_on_training_validation_files(tiny_run, tiny_bundle, troll_validation, tmp_path):
-    from earful.models.export import export_bundle
+    from earful.export.build import export_bundle
 
     # the tiny run's own validation file has too few trolls: the shipped fixture bundle keeps 0.5 and says why
     assert Bundle.load(tiny_bundle).troll_threshold == 0.5

@@ -38,7 +38,7 @@ def test_export_warns_and_marks_the_head_untrained(no_troll_bundle, capsys):
 def bundle(no_troll_bundle):
     d, _ = no_troll_bundle
     if not (d / "bundle").exists():
-        from earful.models.export import export_bundle
+        from earful.export.build import export_bundle
 
         with pytest.warns(UserWarning):
             export_bundle(d / "model", d / "bundle", name="nt", version="1")

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from earful.models.network import CONFIG_FILE, MultiTaskModel, trained_folder
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.schema import TASK_NAMES
 from earful.training.data import IGNORE, TokenizedData, load_sets, tokenize_sets
+from earful.training.network import CONFIG_FILE, MultiTaskModel, trained_folder
 from earful.training.trainer import head_loss, head_score, head_temperature, scored_rows
 
 

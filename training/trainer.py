@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 
 from earful.metrics import macro_f1
-from earful.models.encoder import BASE_NAME, E5_PREFIX, resolve_base
-from earful.models.network import MultiTaskModel, trained_folder
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.schema import COMPLAINT_TYPES
 from earful.training.calibrate import fit_temperature
@@ -45,6 +43,8 @@ from earful.training.data import (
     load_sets,
     tokenize_sets,
 )
+from earful.training.encoder import BASE_NAME, E5_PREFIX, resolve_base
+from earful.training.network import MultiTaskModel, trained_folder
 
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.pt"

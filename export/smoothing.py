@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earful.models.probe import probe_session
+from earful.export.probe import probe_session
 
 #: Share of the range moved into the weights (measured on the default model: 0.5, 0.65, 0.8 and 0.9 tried; 0.8 best).
 ALPHA = 0.8

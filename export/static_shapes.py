@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earful.models.probe import probe_session
+from earful.export.probe import probe_session
 
 #: Two (batch, sequence) probes: distinct from each other and from the model's constant dimensions.
 PROBES = ((3, 7), (5, 13))

@@ -18,15 +18,12 @@ comments below). Every value of a post is then computed from that post alone. No
 Measurements: docs/quantization.md.
 
 The rewrite needs only the int8 graph, so it also applies to a bundle exported before it existed
-(:func:`rewrite_bundle`, ``python -m earful.models.token_scales BUNDLE --version V``).
+(:func:`rewrite_bundle`, ``python -m earful.export.token_scales BUNDLE --version V``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -227,50 +224,39 @@ def _card_with_line(card: str, line: str) -> str:
 def rewrite_bundle(directory: str | Path, version: str, validation: list[str | Path] | None = None) -> int:
     """Rewrite an existing bundle's int8 model with per-token activation scales, as a new ``version``.
 
-    Everything else follows the bundle's own writers: metrics.json and the model card record the rewrite,
-    the troll threshold is chosen again on the new int8 probabilities (:mod:`earful.models.threshold`, on
-    ``validation`` or the validation files training used), which also sets the version and rewrites the
-    manifest. The work is done on a copy, so a failure (no validation rows, say) leaves the bundle as it was.
-    Returns how many activations were rewritten."""
-    from earful.models.bundle import Bundle, write_manifest
-    from earful.models.threshold import fit_threshold, training_validation_files, write_threshold
+    metrics.json and the model card record the rewrite, and the troll threshold is chosen again on the new int8
+    probabilities (:mod:`earful.export.threshold`, on ``validation`` or the validation files training used).
+    Written through :func:`earful.export.writer.edit_bundle`, so a failure (no validation rows, say) leaves the
+    bundle as it was. Returns how many activations were rewritten."""
+    from earful.export.threshold import fit_threshold, record_threshold, training_validation_files
+    from earful.export.writer import edit_bundle
+    from earful.models.bundle import Bundle
 
-    directory = Path(directory)
     before = Bundle.load(directory)
     if "int8" not in before.variants:
         raise ValueError(f"bundle {directory} has no int8 model to rewrite")
-    work = Path(tempfile.mkdtemp(prefix="earful-token-scales-", dir=directory.parent)) / directory.name
-    try:
-        shutil.copytree(directory, work)
-        model = work / "model.int8.onnx"
+    with edit_bundle(directory) as writer:
+        model = writer.path("model.int8.onnx")
         count = per_token_activations(model, model)
         if not count:
             raise ValueError(f"bundle {directory}: its int8 model already quantizes activations per token")
-        metrics = json.loads((work / "metrics.json").read_text()) if (work / "metrics.json").exists() else {}
-        metrics.setdefault("export_parity", {})[METRICS_KEY] = {
+        parity = writer.read_json("metrics.json").get("export_parity", {})
+        parity[METRICS_KEY] = {
             "method": METHOD,
             "activations": count,
             "rewritten_from": f"{before.name} {before.version}",
             "note": "export parity figures were measured on the graph before this rewrite (same weights)",
         }
-        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        card = work / "MODEL_CARD.md"
-        if card.exists():
+        writer.update_json("metrics.json", {"export_parity": parity})
+        card = writer.read_text("MODEL_CARD.md")
+        if card is not None:
             line = (
                 f"{CARD_LINE} Rewritten from {before.name} {before.version}'s graph (same weights); the int8 "
                 "figure above was measured before."
             )
-            card.write_text(_card_with_line(card.read_text(), line))
-        write_manifest(work)
+            writer.write_text("MODEL_CARD.md", _card_with_line(card, line))
         files = list(validation) if validation else training_validation_files(before)
-        write_threshold(work, fit_threshold(Bundle.load(work), files, "int8"), version)
-        Bundle.load(work)  # verifies the rewritten bundle before it replaces the old one
-        old = Path(tempfile.mkdtemp(prefix="earful-token-scales-old-", dir=directory.parent))
-        directory.rename(old / directory.name)
-        work.rename(directory)
-        shutil.rmtree(old)
-    finally:
-        shutil.rmtree(work.parent, ignore_errors=True)
+        record_threshold(writer, fit_threshold(writer.seal(), files, "int8"), version)
     return count
 
 

@@ -1,11 +1,11 @@
 """From a trained model folder (``OUT/best`` of ``earful train``) to a bundle.
 
 Exports the torch network to ONNX (legacy exporter, opset 17, dynamic batch and
-sequence axes, Reshape targets made static: :mod:`earful.models.static_shapes`),
+sequence axes, Reshape targets made static: :mod:`earful.export.static_shapes`),
 quantizes it to int8 (dynamic, per channel, after smoothing the activations on
-sample posts, :mod:`earful.models.smoothing`, with the weights rounded by GPTQ
-on the same posts, :mod:`earful.models.rounding`; one activation scale per token,
-:mod:`earful.models.token_scales`), checks both against torch on sample posts,
+sample posts, :mod:`earful.export.smoothing`, with the weights rounded by GPTQ
+on the same posts, :mod:`earful.export.rounding`; one activation scale per token,
+:mod:`earful.export.token_scales`), checks both against torch on sample posts,
 and writes the self-describing bundle of :mod:`earful.models.bundle` with its
 checksum manifest.
 """
@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from earful.models import token_scales
-from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle, write_manifest
-from earful.models.network import MultiTaskModel, trained_folder
-from earful.models.rounding import DAMPING, round_to_nearest, round_weights
-from earful.models.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
-from earful.models.static_shapes import static_reshapes
-from earful.models.threshold import ThresholdError, fit_threshold, training_validation_files, write_threshold
+from earful.export import token_scales
+from earful.export.rounding import DAMPING, round_to_nearest, round_weights
+from earful.export.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
+from earful.export.static_shapes import static_reshapes
+from earful.export.threshold import ThresholdError, fit_threshold, record_threshold, training_validation_files
+from earful.export.writer import BundleWriter, new_bundle
+from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
-from earful.models.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
+from earful.training.network import MultiTaskModel, trained_folder
+from earful.training.vocab import piece_counts, plan_trim, trim_embeddings, trimmed_tokenizer_json
 
 OPSET = 17
 #: Posts sampled (seeded) to set the int8 smoothing scales and the GPTQ weight rounding. GPTQ
@@ -147,7 +147,7 @@ def quantize_int8(
     rather than with one scale for the whole tensor; such a MatMul costs about
     3× a DynamicQuantizeMatMul (one thread, 192 rows: 1.08 against 0.36 ms).
     ``weights`` (``{weight initializer: (int8 levels, scale)}``, from
-    :func:`earful.models.rounding.round_weights`) replace onnxruntime's
+    :func:`earful.export.rounding.round_weights`) replace onnxruntime's
     round-to-nearest levels of those weights; the grid is the same."""
     import onnx
     from onnx import helper, numpy_helper
@@ -462,17 +462,16 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     return "\n".join(lines)
 
 
-def _fit_troll_threshold(directory: Path, variant: str) -> None:
+def _fit_troll_threshold(writer: BundleWriter, variant: str) -> None:
     """Choose the bundle's troll decision threshold on the validation files training used, when they are
-    at hand and label trolls enough (:mod:`earful.models.threshold`); else it stays 0.5 and metrics.json says why."""
-    bundle = Bundle.load(directory)
+    at hand and label trolls enough (:mod:`earful.export.threshold`); else it stays 0.5 and metrics.json says why."""
+    bundle = writer.seal()
     try:
-        write_threshold(directory, fit_threshold(bundle, training_validation_files(bundle), variant))
+        record_threshold(writer, fit_threshold(bundle, training_validation_files(bundle), variant))
     except ThresholdError as e:
-        metrics = json.loads((directory / "metrics.json").read_text())
-        metrics["troll_threshold"] = {"threshold": DEFAULT_TROLL_THRESHOLD, "not_fitted": str(e)}
-        (directory / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_manifest(directory)
+        writer.update_json(
+            "metrics.json", {"troll_threshold": {"threshold": DEFAULT_TROLL_THRESHOLD, "not_fitted": str(e)}}
+        )
 
 
 def export_bundle(
@@ -492,7 +491,7 @@ def export_bundle(
 
     ``card`` is Markdown appended to the generated model card (data sources,
     licenses, limits); ``provenance`` is stored as provenance.json; ``trim``
-    cuts the vocabulary (see :mod:`earful.models.vocab`); ``fp32=False`` ships
+    cuts the vocabulary (see :mod:`earful.training.vocab`); ``fp32=False`` ships
     only the int8 model (the fp32 one is still built, for the parity check);
     ``calibration_posts`` set the int8 activation smoothing and weight rounding
     (default: a seeded sample of the model's training files, see :func:`_calibration_posts`)."""
@@ -504,8 +503,6 @@ def export_bundle(
         raise FileNotFoundError(
             f"{given} is not a trained model folder (no network.json); give the output folder of `earful train`"
         )
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
     model = MultiTaskModel.load(model_dir)
     cfg = model.config
     training = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
@@ -522,8 +519,8 @@ def export_bundle(
         json.loads(calibration_path.read_text()) if calibration_path.exists() else {"temperature": {}, "method": "none"}
     )
 
-    work = Path(tempfile.mkdtemp(prefix="earful-export-", dir=out_dir.parent if out_dir.parent.exists() else None))
-    try:
+    with new_bundle(out_dir, overwrite) as writer:
+        work = writer.directory
         trim_report = None
         if trim is not None:
             model, trim_report = trim_vocabulary(model, model_dir / TOKENIZER_FILE, trim, work / TOKENIZER_FILE)
@@ -565,8 +562,8 @@ def export_bundle(
         if not fp32:
             (work / "model.fp32.onnx").unlink()
         variants = [v for v, wanted in (("int8", int8), ("fp32", fp32)) if wanted]
-        (work / "schema.json").write_text(json.dumps(model.schema.to_dict(), indent=2))
-        (work / "calibration.json").write_text(json.dumps(calibration, indent=2))
+        writer.write_json("schema.json", model.schema.to_dict())
+        writer.write_json("calibration.json", calibration)
         info = {
             "name": name,
             "version": version,
@@ -581,7 +578,7 @@ def export_bundle(
             "outputs": [t.name for t in model.schema.tasks],
             "untrained_heads": untrained,
         }
-        (work / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
+        writer.write_json(BUNDLE_FILE, info)
         metrics = {
             "validation_macro_f1": training.get("validation_macro_f1", {}),
             "training_epoch": training.get("epoch"),
@@ -601,24 +598,15 @@ def export_bundle(
             "vocabulary_trim": trim_report,
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
         }
-        (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (work / "provenance.json").write_text(
-            json.dumps(
-                {
-                    "training": training.get("config", {}),
-                    "encoder_config": model.encoder.config.to_dict(),
-                    **(provenance or {}),
-                },
-                indent=2,
-            )
+        writer.write_json("metrics.json", metrics)
+        writer.write_json(
+            "provenance.json",
+            {
+                "training": training.get("config", {}),
+                "encoder_config": model.encoder.config.to_dict(),
+                **(provenance or {}),
+            },
         )
-        (work / "MODEL_CARD.md").write_text(_model_card(info, metrics, card))
-        write_manifest(work)
-        _fit_troll_threshold(work, variants[0])
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(work), str(out_dir))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        writer.write_text("MODEL_CARD.md", _model_card(info, metrics, card))
+        _fit_troll_threshold(writer, variants[0])
     return out_dir

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from earful.export.writer import BundleWriter
 from earful.labelled import read_labelled
 from earful.metrics import macro_f1
-from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle, write_manifest
+from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle
 
 #: Candidate thresholds: 0.05, 0.06, …, 0.95.
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -126,25 +127,17 @@ def _with_card_section(card: str, section: str) -> str:
     return card.rstrip("\n") + "\n\n" + section
 
 
-def write_threshold(directory: str | Path, fit: ThresholdFit, version: str | None = None) -> None:
-    """Store ``fit`` in the bundle at ``directory``: bundle.json (the threshold, and ``version`` when
-    given), metrics.json, the model card; the manifest is rewritten."""
-    directory = Path(directory)
-    info = json.loads((directory / BUNDLE_FILE).read_text())
-    info["troll_threshold"] = fit.threshold
-    if version:
-        info["version"] = version
-    (directory / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
-    metrics_path = directory / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    metrics["troll_threshold"] = asdict(fit)
-    metrics_path.write_text(json.dumps(metrics, indent=2))
-    card_path = directory / "MODEL_CARD.md"
-    if card_path.exists():
-        card = _with_card_section(card_path.read_text(), _card_section(fit))
+def record_threshold(writer: BundleWriter, fit: ThresholdFit, version: str | None = None) -> None:
+    """Store ``fit`` in the bundle being written: bundle.json (the threshold, and ``version`` when given),
+    metrics.json and the model card."""
+    changes = {"troll_threshold": fit.threshold, **({"version": version} if version else {})}
+    info = writer.update_json(BUNDLE_FILE, changes)
+    writer.update_json("metrics.json", {"troll_threshold": asdict(fit)})
+    card = writer.read_text("MODEL_CARD.md")
+    if card is not None:
+        card = _with_card_section(card, _card_section(fit))
         if version:
             lines = card.split("\n", 1)
             if lines[0].startswith("# "):
                 card = f"# {info['name']} {version}\n" + (lines[1] if len(lines) > 1 else "")
-        card_path.write_text(card)
-    write_manifest(directory)
+        writer.write_text("MODEL_CARD.md", card)

@@ -8,13 +8,13 @@ the errors cancel in the product ``x @ W`` rather than weight by weight. The
 int8 grid (symmetric, one scale per output channel), the graph and the speed
 stay as they are.
 
-Why it matters here: after smoothing (:mod:`earful.models.smoothing`) the
+Why it matters here: after smoothing (:mod:`earful.export.smoothing`) the
 weights carry part of the activations' range, and their rounding became the
 larger share of int8's drift from fp32 (default model, 1,024 sampled training
 posts in 32-post runs, mean probability change summed over the heads: 0.0257
 with every activation kept in float, 0.0304 fully dynamic). With GPTQ weights
 set on 512 posts the fully dynamic model's drift fell to 0.0245 (for the posts
-used, see :data:`earful.models.export.CALIBRATION_POSTS`).
+used, see :data:`earful.export.build.CALIBRATION_POSTS`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earful.models.smoothing import token_activations, weighted_matmuls
+from earful.export.smoothing import token_activations, weighted_matmuls
 
 #: Added to H's diagonal, as a share of its mean: keeps the inverse stable for inputs the sample barely uses.
 DAMPING = 0.01
@@ -82,7 +82,7 @@ def gptq(w: np.ndarray, h: np.ndarray, damping: float = DAMPING, block: int = BL
 
 def round_weights(path: Path, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{weight initializer: (int8 levels, scale)}`` for every constant-weight MatMul of
-    the ONNX model at ``path``, by GPTQ on the batches' tokens (see :func:`earful.models.export.quantize_int8`)."""
+    the ONNX model at ``path``, by GPTQ on the batches' tokens (see :func:`earful.export.build.quantize_int8`)."""
     import onnx
     from onnx import numpy_helper
 

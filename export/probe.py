@@ -1,8 +1,8 @@
 """An onnxruntime session that also returns a graph's inner tensors.
 
 The export reads inner tensors three ways: activation statistics for smoothing
-and for GPTQ (:mod:`earful.models.smoothing`, :mod:`earful.models.rounding`),
-and computed Reshape targets (:mod:`earful.models.static_shapes`). All of them
+and for GPTQ (:mod:`earful.export.smoothing`, :mod:`earful.export.rounding`),
+and computed Reshape targets (:mod:`earful.export.static_shapes`). All of them
 run a copy of the model with those tensors added as outputs.
 """
 
