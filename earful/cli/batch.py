@@ -1,0 +1,111 @@
+"""``earful score`` and ``earful report``: archives of posts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from earful.cli.common import UsageError
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from earful.batch.score import ScoreError, ScoreOptions, score
+
+    options = ScoreOptions(
+        text_column=args.text_column,
+        columns=args.columns,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+        bundle=args.bundle,
+        variant=args.variant,
+        batch_size=args.batch_size,
+    )
+    try:
+        if args.engine == "ray":
+            if args.resume:
+                raise UsageError(
+                    "--resume is for the local engine; with Ray, rerun the job (Ray retries failed tasks itself)"
+                )
+            from earful.batch.ray_engine import score_with_ray
+
+            summary = score_with_ray(
+                args.input, args.output, options, address=args.ray_address, overwrite=args.overwrite
+            )
+        else:
+            summary = score(args.input, args.output, options, resume=args.resume, overwrite=args.overwrite)
+    except ScoreError as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(asdict(summary), indent=2))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from earful.batch.report import ReportError, SpikeRule, write_report
+
+    rule = SpikeRule(window=args.window, z_threshold=args.z, min_count=args.min_count)
+    try:
+        summary = write_report(args.scored, args.output, time_column=args.time_column, rule=rule)
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+    print(
+        json.dumps(
+            {
+                "report": args.output,
+                "rows": summary.rows,
+                "scored": summary.scored,
+                "days": len(summary.days),
+                "spikes": len(summary.spikes),
+                "unparsed_times": summary.unparsed_times,
+            },
+            indent=2,
+        )
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the score, report commands."""
+    p = sub.add_parser("score", help="score an archive (CSV/JSONL/Parquet, gz/zst) into Parquet/CSV/JSONL, resumably")
+    p.add_argument("input", help="posts to score; needs a text column")
+    p.add_argument(
+        "-o", "--output", required=True, help="output file (.parquet, .csv, .jsonl; .gz/.zst for the text formats)"
+    )
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--columns", nargs="+", help="input columns to keep (default: all)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (Ray: actors), each with its own onnxruntime session (default 1)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes (default) or a Ray cluster via Ray Data",
+    )
+    p.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=2000,
+        help="rows read, scored and written together as one checkpointed part (default 2000)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="posts per onnxruntime run, at most (default 64)")
+    p.add_argument("--bundle", help="bundle folder (default: models/default)")
+    p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "report", help="self-contained HTML report (+ .json/.md) of a scored archive, with early-warning spikes"
+    )
+    p.add_argument("scored", help="the output of earful score")
+    p.add_argument("-o", "--output", required=True, help="report .html (the .json and .md summaries go beside it)")
+    p.add_argument(
+        "--time-column", help="timestamp column (ISO 8601, epoch seconds or Twitter's format) for trends and spikes"
+    )
+    p.add_argument("--window", type=int, default=14, help="days of history a day is compared with (default 14)")
+    p.add_argument("--z", type=float, default=3.5, help="robust z-score that makes a spike (default 3.5)")
+    p.add_argument("--min-count", type=int, default=5, help="smallest daily count that can be a spike (default 5)")
+    p.set_defaults(func=cmd_report)
