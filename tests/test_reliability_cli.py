@@ -4,9 +4,11 @@ kept out of git, and `make bento` from a checkout under a folder whose name star
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -104,11 +106,14 @@ def test_bundles_are_ignored_by_git():
 @pytest.mark.skipif(not TOOLS, reason="needs a git checkout, make and BentoML here")
 def test_make_bento_from_a_checkout_under_a_hidden_folder(tmp_path):
     checkout = tmp_path / ".hidden" / "earful"
-    sources = ["Makefile", "pyproject.toml", "README.md", "earful", "models", "training", "serving", "eval", "batch"]
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    sources = ["Makefile", "pyproject.toml", "README.md", *sorted(set(package_dirs.values()))]
     listed = subprocess.run(["git", "ls-files", *sources], cwd=ROOT, capture_output=True, text=True, check=True)
     for name in listed.stdout.split():
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, checkout / name)
+    pyproject = checkout / "pyproject.toml"  # any version: the Bento takes the wheel just built, whatever its name
+    pyproject.write_text(re.sub(r'(?m)^version = ".*"$', 'version = "9.9.9"', pyproject.read_text()))
     (checkout / ".venv").symlink_to(Path(sys.executable).parents[1])  # this environment; -o: do not reinstall it
     r = subprocess.run(
         ["make", "bento", "-o", ".venv/.installed"], cwd=checkout, capture_output=True, text=True, timeout=300
