@@ -60,10 +60,12 @@ model: install
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).
 # BentoML refuses any file whose path has a folder starting with a dot, so a checkout under ~/.src, say,
 # could never build from here: the build context is a folder under /tmp holding just what the Bento takes.
+# The wheel is the one just built, whatever pyproject.toml's version: its name replaces the one in bentofile.yaml.
 bento: install
 	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	ctx=$$(mktemp -d /tmp/earful-bento-XXXXXX) && mkdir $$ctx/serving $$ctx/dist \
-		&& cp serving/bentofile.yaml $$ctx/serving/ && cp dist/*.whl $$ctx/dist/ \
+		&& cp dist/*.whl $$ctx/dist/ && wheel=$$(cd dist && ls earful-*.whl) \
+		&& sed "s#dist/earful-[^\"]*\.whl#dist/$$wheel#" serving/bentofile.yaml > $$ctx/serving/bentofile.yaml \
 		&& (cd $$ctx && BENTOML_HOME=$(CURDIR)/.bentoml PATH=$(abspath $(BIN)):$$PATH \
 			$(abspath $(BIN))/bentoml build -f serving/bentofile.yaml .); \
 		status=$$?; rm -rf $$ctx; exit $$status
