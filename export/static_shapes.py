@@ -11,9 +11,8 @@ Each dynamic target is worked out by running the graph at two unrelated input
 shapes and reading, per dimension, whether it is a constant, the input's own
 dimension, or the remainder. A Reshape whose target fits none of these is left
 as it was. The rewrite is exact (the export's parity check against torch runs
-posts of many lengths through it). On this 2-core machine, in two A/B runs,
-runs of one to three posts were 3-24% faster and runs of 8 or 16 posts the
-same; the predictor's 8-post calls (a service batch) gained about 1%.
+posts of many lengths through it). Its effect on short runs is measured in docs/quantization.md,
+"Static shapes".
 """
 
 from __future__ import annotations

@@ -1,28 +1,13 @@
 """Grouping posts into onnxruntime runs.
 
-Every post in a run is padded to the run's longest post, and every run has a
-fixed cost (graph dispatch, thread wake-up). Social posts vary a lot in length
-(median ~21 tokens, 90th percentile ~57 on data/validation), so a run of 32
-posts taken in arrival order is mostly padding: on this 2-core machine it gave
-~120 posts/s where the same posts length-sorted give ~450. The service meets
-exactly that case, since its adaptive batcher hands over posts in arrival order.
-
-:func:`plan_runs` sorts a batch by length and cuts it where the modelled cost
-(``overhead_tokens`` per run + padded tokens) is least, by dynamic programming.
-Runs are also kept to ``max_tokens`` padded tokens, because past ~512 tokens a
-run's cost per token rises again on this machine (caches; attention grows with
-width). The constants were measured with the default bundle on 1,000 posts of
-data/validation: a run costs ~2.5 ms + ~65 µs per padded token, hence 32 tokens
-of overhead; ``max_tokens=512`` was fastest among 256 to 2,048 both for
-batches of 32 arrival-order posts and for 1,000 posts at once.
-
-The overhead is a property of the machine, not of the model: on a 2-core AMD
-EPYC without AVX-512/VNNI (2026-12-02) the same bundle spends ~0.57 ms per token,
-nine times the figure above, and a run's fixed cost is only ~5 tokens' worth,
-so splitting as if it were 32 leaves small batches padded to their longest post
-(8-post calls ran 5-8% slower in one thread). :func:`overhead_tokens_from_timings`
-turns two timed runs into the figure for the machine at hand; the service
-measures it at start-up (see :meth:`earful.models.predictor.Predictor.measure_run_cost`).
+Every post in a run is padded to the run's longest post, and every run has a fixed cost (graph dispatch, thread
+wake-up). Social posts vary a lot in length, so a run of posts in arrival order (what the service's adaptive
+batcher hands over) is mostly padding. :func:`plan_runs` sorts a batch by length and cuts it where the modelled
+cost (``overhead_tokens`` per run + padded tokens) is least, by dynamic programming, keeping runs to
+``max_tokens`` padded tokens, past which the cost per token rises again. The overhead depends on the machine,
+not the model: :func:`overhead_tokens_from_timings` turns two timed runs into the figure for the machine at hand,
+and the service measures it at start-up (:meth:`earful.models.predictor.Predictor.measure_run_cost`). The
+measurements behind the defaults: docs/performance.md, "Batching".
 """
 
 from __future__ import annotations

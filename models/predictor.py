@@ -39,10 +39,9 @@ DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 #: Characters kept before tokenizing; far more than max_length tokens ever need,
 #: so a multi-megabyte "post" costs no more than a long one.
 CHARS_PER_TOKEN_CAP = 24
-#: (posts, tokens each) of the two runs :meth:`Predictor.measure_run_cost` times: a
-#: one-post run, mostly fixed cost, pins that cost down, and a sixteen-post run gives
-#: the cost per token (with 4- and 16-post runs the estimate wandered from 2 to 17
-#: tokens between calls on a 2-core machine; with these, from 5 to 11).
+#: (posts, tokens each) of the two runs :meth:`Predictor.measure_run_cost` times: a one-post run, mostly fixed
+#: cost, pins that cost down, and a sixteen-post run gives the cost per token (steadier than 4 and 16 posts:
+#: docs/performance.md, "Batching").
 COST_PROBE_SHAPES = ((1, 16), (16, 16))
 
 
@@ -102,9 +101,8 @@ class Predictor:
     The session itself is single-threaded, and a call with several runs (see
     :mod:`earful.models.batching`) hands them to ``threads`` callers at once:
     onnxruntime releases the GIL while it runs, so each caller keeps one core
-    busy. On 2 cores that gave 35–45% more posts/s than one session with two
-    intra-op threads, whose parallel sections wait on each other (and on
-    anything else that takes a core) at every operator. A call is cut into at
+    busy, which beats one session with several intra-op threads, whose parallel
+    sections wait on each other at every operator (docs/performance.md). A call is cut into at
     least one run per caller when it has posts enough, so that a service batch
     of a dozen posts uses every core too; a single post uses one."""
 
