@@ -8,8 +8,11 @@ reader drops half a surrogate pair (a cut emoji) from a text where the local
 engine scores it with U+FFFD and counts it (``rows_with_replaced_characters``
 stays 0 here). The driver streams the
 scored blocks back in input order and joins them into one output file through
-an atomic rename, as locally. Resuming is the local engine's feature; on a cluster Ray retries
-failed tasks itself, and an interrupted job is rerun.
+an atomic rename, as locally. A conversation archive is handled as locally: the
+driver finds every row's role and first brand reply in one pass over the input
+first, actors classify customer posts only, and the driver fills each scored
+block's reply columns by its place in the input. Resuming is the local engine's
+feature; on a cluster Ray retries failed tasks itself, and an interrupted job is rerun.
 
 Point it at a cluster with ``--ray-address ray://head:10001`` (or ``RAY_ADDRESS``);
 the input and the bundle must then be readable from every node (shared storage).
@@ -31,12 +34,18 @@ from earful.batch.score import (
     ScoreOptions,
     ScoreSummary,
     assemble,
+    conversation_columns,
+    conversation_fields,
+    conversation_summary,
     init_worker,
     kept_columns,
+    merge_predictions,
     output_records,
     output_schema,
     score_texts,
+    thread_fields,
 )
+from earful.batch.threads import BRAND, ReplyIndex, ThreadColumns, build_replies
 from earful.tabular import detect_format
 
 
@@ -58,19 +67,26 @@ class _Scorer:
         typed: bool,
         batch_size: int,
         schema,
+        conversation: ThreadColumns | None = None,
     ):
         init_worker(bundle, variant, threads)
         self.text_column, self.keep, self.typed, self.batch_size = text_column, keep, typed, batch_size
         self.schema = schema
+        self.added = [name for name, _ in thread_fields(conversation)]
+        self.roles = ReplyIndex(conversation) if self.added else None
 
     def __call__(self, batch):
         import pyarrow as pa
 
         rows = batch.to_pylist()
-        texts = [r.get(self.text_column) for r in rows]
-        return pa.Table.from_pylist(
-            output_records(rows, score_texts(texts, self.batch_size), self.keep, self.typed), schema=self.schema
+        mask = [self.roles is None or self.roles.role_of(r) != BRAND for r in rows]
+        texts = [r.get(self.text_column) for r, m in zip(rows, mask, strict=True) if m]
+        preds = merge_predictions(mask, score_texts(texts, self.batch_size))
+        # the role here; the reply columns need the whole input, and the driver fills them
+        extra = (
+            [{**dict.fromkeys(self.added), "role": "customer" if m else "brand"} for m in mask] if self.added else None
         )
+        return pa.Table.from_pylist(output_records(rows, preds, self.keep, self.typed, extra), schema=self.schema)
 
 
 def score_with_ray(
@@ -93,7 +109,10 @@ def score_with_ray(
     detect_format(out)
     keep = kept_columns(src, options)
     typed = fmt.format == "parquet"
-    schema = output_schema(src, keep, typed)
+    conversation = conversation_columns(src, options)
+    schema = output_schema(src, keep, typed, conversation)
+    added = thread_fields(conversation)
+    replies = build_replies(src, conversation) if added else None
     workers = max(1, options.workers)
     threads = max(1, (os.cpu_count() or 1) // workers)
     started = time.monotonic()
@@ -121,6 +140,7 @@ def score_with_ray(
                 "typed": typed,
                 "batch_size": options.batch_size,
                 "schema": schema,
+                "conversation": conversation,
             },
         )
         # The cluster scores; the driver streams the results back in input order
@@ -129,7 +149,10 @@ def score_with_ray(
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         counts: dict[str, int] = {}
+        offset = 0
         for k, table in enumerate(scored.iter_batches(batch_format="pyarrow", batch_size=None)):
+            table = _fill_replies(table, offset, replies, added, schema)
+            offset += table.num_rows
             pq.write_table(table, partial / f"part-{k:08d}.parquet")
             for status in table.column("status").to_pylist():
                 counts[status] = counts.get(status, 0) + 1
@@ -139,7 +162,23 @@ def score_with_ray(
     shutil.rmtree(partial)
     seconds = time.monotonic() - started
     rate = round(rows / seconds, 1) if seconds else 0.0
-    return ScoreSummary(str(out), rows, round(seconds, 2), rate, counts, 0, keep, 0)
+    return ScoreSummary(
+        str(out), rows, round(seconds, 2), rate, counts, 0, keep, 0, 0, *conversation_summary(replies, conversation)
+    )
+
+
+def _fill_replies(table, offset: int, replies, added, schema):
+    """A scored block's reply columns, from the replies found over the whole input (rows ``offset`` on)."""
+    import pyarrow as pa
+
+    names = [name for name, _ in added if name != "role"]
+    if replies is None or not names:
+        return table
+    values = conversation_fields(table.num_rows, offset, replies, added)
+    for name in names:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, schema.field(name), pa.array([v[name] for v in values], schema.field(name).type))
+    return table
 
 
 def _read(ray, src: Path, fmt, keep: list[str]):

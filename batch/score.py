@@ -20,6 +20,14 @@ are counted and kept, never dropped. A text holding half of a surrogate pair
 (a JSON ``"\\ud83d"`` of a cut emoji) is scored with U+FFFD in its place and
 counted in the summary (``rows_with_replaced_characters``).
 
+Conversations (:mod:`earful.batch.threads`): in an archive whose columns say which posts are the brand's (the
+Customer Support on Twitter layout is recognised; others name their columns in
+``ScoreOptions.conversation``), only customer posts are classified. A brand reply is kept with empty
+predictions, ``status`` = ``brand_reply`` and ``role`` = ``brand``; with ids, times and reply links, each
+customer post also gets ``replied``, ``first_reply_at`` (UTC) and ``response_seconds`` (to the brand's first
+reply). The replies are found in one pass over the whole input before scoring starts, so every chunk, resumed or
+not, sees the same answer; that pass keeps about 40 bytes per row (see :mod:`earful.batch.threads`).
+
 The engines share this module's public functions: :func:`kept_columns`,
 :func:`output_schema`, :func:`init_worker`, :func:`score_texts`,
 :func:`output_records` and :func:`assemble`.
@@ -38,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from earful.batch.conversation import ConversationOptions
+from earful.batch.threads import BRAND, BRAND_STATUS, THREAD_FIELDS, Replies, ThreadColumns, build_replies, explain
 from earful.models.tokenization import replace_lone_surrogates
 from earful.schema import COMPLAINT_TYPES, SENTIMENTS
 from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows, open_text_writer
@@ -59,6 +69,9 @@ class ScoreOptions:
     bundle: str | None = None
     variant: str = "int8"
     batch_size: int = 64
+    #: The archive's conversation columns as given (flags, a mapping file); the TWCS layout is recognised unless
+    #: ``detect_layout`` is off. Recorded for ``--resume`` as the mapping it resolves to.
+    conversation: ConversationOptions = field(default_factory=ConversationOptions)
 
 
 @dataclass
@@ -74,6 +87,10 @@ class ScoreSummary:
     rows_with_fields_not_kept: int = 0
     #: Rows whose text held half of a surrogate pair (a cut emoji): scored with U+FFFD in its place (local engine).
     rows_with_replaced_characters: int = 0
+    #: Conversation archives: {"customer": posts classified, "brand": brand replies kept unclassified}.
+    roles: dict[str, int] = field(default_factory=dict)
+    #: Conversation archives with reply links: what the reply lookup found and left out, with reasons.
+    threads: dict[str, Any] = field(default_factory=dict)
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -122,6 +139,8 @@ def _needs_replacement(text: Any) -> bool:
 
 def score_texts(texts: list[Any], batch_size: int) -> list[dict[str, Any]]:
     """Predictions for one chunk of raw text cells (None, undecodable or str), after :func:`init_worker`."""
+    if not texts:  # a chunk of brand replies only
+        return []
     status = []
     clean = []
     for t in texts:
@@ -199,15 +218,55 @@ def _stringify(v: Any) -> Any:
 
 
 def output_records(
-    inputs: list[dict[str, Any]], preds: list[dict[str, Any]], keep: list[str], typed: bool
+    inputs: list[dict[str, Any]],
+    preds: list[dict[str, Any]],
+    keep: list[str],
+    typed: bool,
+    extra: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions."""
+    """Output rows: the kept input columns (as read from Parquet, else as strings), then the predictions, then
+    ``extra`` (the conversation columns), row by row."""
     records = []
-    for src, pred in zip(inputs, preds, strict=True):
+    for i, (src, pred) in enumerate(zip(inputs, preds, strict=True)):
         record = {c: (src.get(c) if typed else _stringify(src.get(c))) for c in keep}
         record.update(pred)
+        if extra is not None:
+            record.update(extra[i])
         records.append(record)
     return records
+
+
+#: The predictions of a brand reply: none, and the status that says why.
+BRAND_PREDICTION: dict[str, Any] = {**{name: None for name, _ in PREDICTION_FIELDS}, "status": BRAND_STATUS}
+
+
+def classified(rows: list[dict[str, Any]], start: int, replies: Replies | None) -> list[bool]:
+    """Which of rows ``start, start+1, …`` are classified: all of them, or in a conversation archive the customer
+    posts (a row whose inbound flag cannot be read is classified too)."""
+    if replies is None:
+        return [True] * len(rows)
+    return (replies.role[start : start + len(rows)] != BRAND).tolist()
+
+
+def merge_predictions(mask: list[bool], preds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One prediction per row: the model's for the classified rows (``preds``, in order), BRAND_PREDICTION for
+    the others."""
+    it = iter(preds)
+    merged = [next(it) if m else dict(BRAND_PREDICTION) for m in mask]
+    if next(it, None) is not None:
+        raise AssertionError("more predictions than classified rows")
+    return merged
+
+
+def conversation_fields(
+    n: int, start: int, replies: Replies | None, fields: list[tuple[str, str]]
+) -> list[dict[str, Any]] | None:
+    """The conversation columns (``fields``) of rows ``start … start+n-1``, from ``replies`` (found over the
+    whole input)."""
+    if replies is None or not fields:
+        return None
+    names = [name for name, _ in fields]
+    return [{k: v for k, v in replies.row_fields(start + i).items() if k in names} for i in range(n)]
 
 
 def _write_part(partial: Path, k: int, records: list[dict[str, Any]], schema) -> None:
@@ -220,7 +279,15 @@ def _write_part(partial: Path, k: int, records: list[dict[str, Any]], schema) ->
     os.replace(tmp, partial / f"part-{k:08d}.parquet")
 
 
-def output_schema(src: Path, keep: list[str], typed: bool):
+def thread_fields(columns: ThreadColumns | None) -> list[tuple[str, str]]:
+    """The conversation columns added to the output: ``role`` when posts have roles, the reply columns too when
+    replies can be timed."""
+    if columns is None or not columns.has_roles:
+        return []
+    return list(THREAD_FIELDS if columns.has_threads else THREAD_FIELDS[:1])
+
+
+def output_schema(src: Path, keep: list[str], typed: bool, conversation: ThreadColumns | None = None):
     """Input columns (their Parquet types, or strings for CSV/JSONL) then earful's columns."""
     import pyarrow as pa
 
@@ -232,8 +299,9 @@ def output_schema(src: Path, keep: list[str], typed: bool):
     else:
         input_fields = [pa.field(c, pa.string()) for c in keep]
     types = {"f64": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "int": pa.int64()}
-    pred_fields = [pa.field(name, types[kind]) for name, kind in PREDICTION_FIELDS]
-    clash = [c for c in keep if c in prediction_columns()]
+    added = [*PREDICTION_FIELDS, *thread_fields(conversation)]
+    pred_fields = [pa.field(name, types[kind]) for name, kind in added]
+    clash = [c for c in keep if c in {name for name, _ in added}]
     if clash:
         raise ScoreError(
             f"input columns {clash} clash with earful's output columns; rename them or leave them out with --columns"
@@ -293,9 +361,10 @@ def score(
     in_fmt = detect_format(src)
     detect_format(out)  # fail fast on an unknown output format
     keep = kept_columns(src, options)  # also checks the text column, before anything is written
-    schema = output_schema(src, keep, in_fmt.format == "parquet")
+    conversation = conversation_columns(src, options)
+    schema = output_schema(src, keep, in_fmt.format == "parquet", conversation)
     partial = out.with_name(out.name + ".partial")
-    run_record = {"input": _fingerprint(src), "options": {k: v for k, v in asdict(options).items() if k != "workers"}}
+    run_record = run_fingerprint(src, options, conversation)
     if out.exists() and not overwrite and not resume:
         raise ScoreError(f"{out} already exists; pass --overwrite to replace it")
     if partial.exists() and not resume:
@@ -324,6 +393,11 @@ def score(
         (partial / RUN_FILE).write_text(json.dumps(run_record, indent=2))
 
     typed = in_fmt.format == "parquet"
+    added = thread_fields(conversation)
+    try:  # roles and first replies of every row, before the first chunk (resumed or not)
+        replies = build_replies(src, conversation) if added else None
+    except TableError as e:
+        raise ScoreError(str(e)) from None
     total = count_rows(src)
     extra_fields = 0
     replaced = 0
@@ -347,19 +421,23 @@ def score(
     try:
         if workers == 1:
             init_worker(options.bundle, options.variant, threads)
-            results = _serial(_chunks(src, options, skip), options)
+            results = _serial(_chunks(src, options, skip), options, replies)
         else:
             import multiprocessing as mp
 
             pool = mp.get_context("spawn").Pool(
                 workers, initializer=init_worker, initargs=(options.bundle, options.variant, threads)
             )
-            results = _windowed(pool, _chunks(src, options, skip), options, window=2 * workers)
+            results = _windowed(pool, _chunks(src, options, skip), options, replies, window=2 * workers)
         known = set(keep) | {options.text_column}
-        for k, rows, preds in results:
-            _write_part(partial, k, output_records(rows, preds, keep, typed), schema)
+        for k, rows, mask, scored_preds in results:
+            preds = merge_predictions(mask, scored_preds)
+            extra = conversation_fields(len(rows), k * options.chunk_size, replies, added)
+            _write_part(partial, k, output_records(rows, preds, keep, typed, extra), schema)
             extra_fields += sum(1 for r in rows if options.columns is None and not known.issuperset(r))
-            replaced += sum(1 for r in rows if _needs_replacement(r.get(options.text_column)))
+            replaced += sum(
+                1 for r, m in zip(rows, mask, strict=True) if m and _needs_replacement(r.get(options.text_column))
+            )
             for p in preds:
                 status_counts[p["status"]] = status_counts.get(p["status"], 0) + 1
             scored += len(rows)
@@ -385,7 +463,42 @@ def score(
         keep,
         extra_fields,
         replaced,
+        *conversation_summary(replies, conversation),
     )
+
+
+def conversation_summary(replies: Replies | None, conversation: ThreadColumns | None):
+    """ScoreSummary's ``roles`` and ``threads``, over the whole input (a resumed run's earlier rows too)."""
+    if replies is None:
+        return {}, {}
+    brand = int((replies.role == BRAND).sum())
+    roles = {"customer": len(replies.role) - brand, "brand": brand}
+    if not conversation.has_threads:
+        return roles, {"unreadable_inbound": replies.counts.unreadable_inbound, "notes": explain(replies.counts)}
+    return roles, {**asdict(replies.counts), "notes": explain(replies.counts)}
+
+
+def conversation_columns(src: Path, options: ScoreOptions) -> ThreadColumns | None:
+    """The input's conversation mapping (see :class:`ScoreOptions`), checked against its first row."""
+    from earful.batch.threads import ThreadError
+
+    first = next(iter_rows(src)).data
+    try:
+        return options.conversation.resolve(list(first), str(src))
+    except ThreadError as e:
+        raise ScoreError(str(e)) from None
+
+
+def run_fingerprint(src: Path, options: ScoreOptions, conversation: ThreadColumns | None) -> dict[str, Any]:
+    """What ``--resume`` checks: the input file, the options that change the output, and the conversation
+    mapping the input resolved to (recorded only for conversation archives)."""
+    record = {
+        "input": _fingerprint(src),
+        "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "conversation")},
+    }
+    if conversation is not None and conversation.has_roles:
+        record["conversation"] = asdict(conversation)
+    return json.loads(json.dumps(record))  # as run.json holds it (tuples become lists), so a resume compares equal
 
 
 def kept_columns(src: Path, options: ScoreOptions) -> list[str]:
@@ -410,27 +523,29 @@ def kept_columns(src: Path, options: ScoreOptions) -> list[str]:
     return list(first.data)
 
 
-def _serial(chunks, options: ScoreOptions):
+def _texts(rows: list[dict[str, Any]], mask: list[bool], options: ScoreOptions) -> list[Any]:
+    return [r.get(options.text_column) for r, m in zip(rows, mask, strict=True) if m]
+
+
+def _serial(chunks, options: ScoreOptions, replies: Replies | None):
     for k, rows in chunks:
-        _, preds = _score_chunk((k, [r.get(options.text_column) for r in rows], options.batch_size))
-        yield k, rows, preds
+        mask = classified(rows, k * options.chunk_size, replies)
+        _, preds = _score_chunk((k, _texts(rows, mask, options), options.batch_size))
+        yield k, rows, mask, preds
 
 
-def _windowed(pool, chunks, options: ScoreOptions, window: int):
+def _windowed(pool, chunks, options: ScoreOptions, replies: Replies | None, window: int):
     """Ordered results with at most ``window`` chunks in flight: memory stays
     bounded however large the input (``Pool.imap`` would read ahead without limit)."""
     in_flight: deque = deque()
     for k, rows in chunks:
+        mask = classified(rows, k * options.chunk_size, replies)
         in_flight.append(
-            (
-                k,
-                rows,
-                pool.apply_async(_score_chunk, ((k, [r.get(options.text_column) for r in rows], options.batch_size),)),
-            )
+            (k, rows, mask, pool.apply_async(_score_chunk, ((k, _texts(rows, mask, options), options.batch_size),)))
         )
         if len(in_flight) >= window:
-            k0, rows0, res = in_flight.popleft()
-            yield k0, rows0, res.get()[1]
+            k0, rows0, mask0, res = in_flight.popleft()
+            yield k0, rows0, mask0, res.get()[1]
     while in_flight:
-        k0, rows0, res = in_flight.popleft()
-        yield k0, rows0, res.get()[1]
+        k0, rows0, mask0, res = in_flight.popleft()
+        yield k0, rows0, mask0, res.get()[1]
