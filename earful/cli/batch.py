@@ -40,24 +40,47 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from earful.batch.report import ReportError, SpikeRule, write_report
+    from earful.batch.report import ReportError, ReportOptions, SpikeRule, write_report
 
-    rule = SpikeRule(window=args.window, z_threshold=args.z, min_count=args.min_count)
+    for flag, value in (("--window", args.window), ("--warm-up", args.warm_up), ("--min-count", args.min_count)):
+        if value < 1:
+            raise UsageError(f"{flag} {value}: give a whole number of at least 1")
+    rule = SpikeRule(
+        window=args.window,
+        min_history=args.warm_up,
+        z_threshold=args.z,
+        min_count=args.min_count,
+        min_ratio=args.min_ratio,
+    )
+    options = ReportOptions(time_column=args.time_column, since=args.since, until=args.until, rule=rule)
     try:
-        summary = write_report(args.scored, args.output, time_column=args.time_column, rule=rule)
+        summary = write_report(args.scored, args.output, options=options)
     except ReportError as e:
         raise UsageError(str(e)) from None
+    w = summary.window
     print(
         json.dumps(
             {
                 "report": args.output,
                 "rows": summary.rows,
                 "scored": summary.scored,
+                "window": [w.start, w.end] if w else None,
                 "days": len(summary.days),
-                "spikes": len(summary.spikes),
+                "dated_posts_outside_window": (w.before + w.after) if w else 0,
                 "unparsed_times": summary.unparsed_times,
+                "skipped": summary.skipped,
+                "spikes": [
+                    {
+                        "series": sp.series,
+                        "days": [sp.start, sp.end],
+                        "z": sp.z,
+                        "terms": [t["term"] for t in sp.terms[:5]],
+                    }
+                    for sp in summary.spikes
+                ],
             },
             indent=2,
+            ensure_ascii=False,
         )
     )
 
@@ -105,7 +128,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-column", help="timestamp column (ISO 8601, epoch seconds or Twitter's format) for trends and spikes"
     )
-    p.add_argument("--window", type=int, default=14, help="days of history a day is compared with (default 14)")
-    p.add_argument("--z", type=float, default=3.5, help="robust z-score that makes a spike (default 3.5)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="first day reported (default: where the data gets dense)")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="last day reported, inclusive (default: where it thins out)")
+    p.add_argument("--window", type=int, default=28, help="days of baseline a day is compared with (default 28)")
+    p.add_argument("--warm-up", type=int, default=7, help="days of baseline needed before a day is judged (default 7)")
+    p.add_argument(
+        "--z", type=float, default=3.5, help="z-score of a share (or count) that makes a spike (default 3.5)"
+    )
     p.add_argument("--min-count", type=int, default=5, help="smallest daily count that can be a spike (default 5)")
+    p.add_argument(
+        "--min-ratio", type=float, default=1.5, help="a spike is at least this many times the expected (default 1.5)"
+    )
     p.set_defaults(func=cmd_report)
