@@ -79,18 +79,20 @@ def export_onnx(model: MultiTaskModel, path: Path) -> None:
     import torch
 
     model.eval()
-    ids = torch.ones((2, 8), dtype=torch.long)
-    mask = torch.ones((2, 8), dtype=torch.long)
+    inputs = {"input_ids": torch.ones((2, 8), dtype=torch.long), "attention_mask": torch.ones((2, 8), dtype=torch.long)}
+    if model.ngram_embedding is not None:
+        inputs["ngram_ids"] = torch.ones((2, 5), dtype=torch.long)
     names = [t.name for t in model.schema.tasks]
-    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    dynamic = {name: {0: "batch", 1: f"{name}_length"} for name in inputs}
+    dynamic["attention_mask"] = dynamic["input_ids"]  # one sequence axis for both
     dynamic.update({n: {0: "batch"} for n in names})
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter about shape-dependent Python branches in transformers
         torch.onnx.export(
             model,
-            (ids, mask),
+            tuple(inputs.values()),
             str(path),
-            input_names=["input_ids", "attention_mask"],
+            input_names=list(inputs),
             output_names=names,
             dynamic_axes=dynamic,
             opset_version=OPSET,
@@ -103,9 +105,7 @@ def export_onnx(model: MultiTaskModel, path: Path) -> None:
 OUTLIER_RANGE_RATIO = 100.0
 
 
-def outlier_matmuls(
-    fp32: Path, input_ids: np.ndarray, attention_mask: np.ndarray, ratio: float = OUTLIER_RANGE_RATIO
-) -> dict[str, float]:
+def outlier_matmuls(fp32: Path, feeds: dict[str, np.ndarray], ratio: float = OUTLIER_RANGE_RATIO) -> dict[str, float]:
     """MatMuls (with a constant weight) whose activation input is heavy-tailed.
 
     Dynamic int8 quantizes each activation tensor with a single scale set by its
@@ -119,7 +119,7 @@ def outlier_matmuls(
     model = onnx.load(str(fp32))
     nodes = weighted_matmuls(model)
     names = list(dict.fromkeys(n.input[0] for n in nodes))
-    [values] = token_activations(model, names, [(input_ids, attention_mask)])
+    [values] = token_activations(model, names, [feeds])
     out = {}
     for node in nodes:
         x = values[node.input[0]]
@@ -216,24 +216,23 @@ def quantize_int8(
     onnx.save(model, str(dst))
 
 
-def _onnx_outputs(path: Path, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+def _onnx_outputs(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"input_ids": ids, "attention_mask": mask})
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 def check_parity(model: MultiTaskModel, encoder: TextEncoder, fp32: Path, int8: Path | None) -> ParityReport:
     import torch
 
-    batch = encoder.encode(PARITY_TEXTS)
+    feeds = encoder.encode(PARITY_TEXTS).feeds()
     with torch.no_grad():
-        ref = [o.numpy() for o in model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))]
-    out32 = _onnx_outputs(fp32, batch.input_ids, batch.attention_mask)
+        ref = [o.numpy() for o in model(*(torch.from_numpy(x) for x in feeds.values()))]
+    out32 = _onnx_outputs(fp32, feeds)
     d32 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out32, strict=True))
     if int8 is None:
         return ParityReport(d32, None, None)
-    out8 = _onnx_outputs(int8, batch.input_ids, batch.attention_mask)
+    out8 = _onnx_outputs(int8, feeds)
     d8 = max(float(np.abs(a - b).max()) for a, b in zip(ref, out8, strict=True))
     agree = {}
     for task, a, b in zip(model.schema.tasks, ref, out8, strict=True):
@@ -246,7 +245,7 @@ def _head_outputs(model: MultiTaskModel, encoder: TextEncoder, texts: list[str])
     """Probabilities per head (torch, fp32), in text order."""
     from earful.metrics import sigmoid, softmax
 
-    logits = model.logits(encoder.encode_ids(texts)[0], encoder.pad)
+    logits = model.logits(encoder.encode_ids(texts)[0], encoder.pad, ngrams=encoder.encode_ngrams(texts))
     return [sigmoid(logits[t.name]) if t.kind == "binary" else softmax(logits[t.name]) for t in model.schema.tasks]
 
 
@@ -262,8 +261,8 @@ def trim_vocabulary(
     out_tokenizer.write_text(trimmed_tokenizer_json(tokenizer_file, plan), encoding="utf-8")
     trimmed = copy.deepcopy(model)
     trim_embeddings(trimmed, plan)
-    before = _head_outputs(model, TextEncoder(tokenizer_file, cfg.max_length, cfg.input_prefix), spec.held_out)
-    after = _head_outputs(trimmed, TextEncoder(out_tokenizer, cfg.max_length, cfg.input_prefix), spec.held_out)
+    before = _head_outputs(model, cfg.text_encoder(tokenizer_file), spec.held_out)
+    after = _head_outputs(trimmed, cfg.text_encoder(out_tokenizer), spec.held_out)
     report = {
         "pieces_before": plan.pieces_before,
         "pieces_after": plan.pieces_after,
@@ -526,19 +525,15 @@ def export_bundle(
             model, trim_report = trim_vocabulary(model, model_dir / TOKENIZER_FILE, trim, work / TOKENIZER_FILE)
         else:
             shutil.copy(model_dir / TOKENIZER_FILE, work / TOKENIZER_FILE)
-        encoder = TextEncoder(work / TOKENIZER_FILE, cfg.max_length, cfg.input_prefix)
+        encoder = cfg.text_encoder(work / TOKENIZER_FILE)
         export_onnx(model, work / "model.fp32.onnx")
         static = static_reshapes(work / "model.fp32.onnx", work / "model.fp32.onnx")
         outliers: dict[str, float] = {}
         smoothing = rounding = per_token = None
         if int8:
-            sample = encoder.encode(PARITY_TEXTS)
-            outliers = outlier_matmuls(work / "model.fp32.onnx", sample.input_ids, sample.attention_mask)
+            outliers = outlier_matmuls(work / "model.fp32.onnx", encoder.encode(PARITY_TEXTS).feeds())
             texts, origin = _calibration_posts(training, calibration_posts)
-            batches = [
-                (b.input_ids, b.attention_mask)
-                for b in (encoder.encode(texts[i : i + 64]) for i in range(0, len(texts), 64))
-            ]
+            batches = [encoder.encode(texts[i : i + 64]).feeds() for i in range(0, len(texts), 64)]
             n = smooth_activations(work / "model.fp32.onnx", work / "model.smoothed.onnx", batches)
             weights = round_weights(work / "model.smoothed.onnx", batches)
             quantize_int8(work / "model.smoothed.onnx", work / "model.int8.onnx", list(outliers), weights)
@@ -573,6 +568,8 @@ def export_bundle(
             "languages": list(cfg.languages),
             "max_length": cfg.max_length,
             "input_prefix": cfg.input_prefix,
+            "normalize": cfg.normalize,
+            "ngrams": cfg.ngrams,
             "variants": variants,
             "lang_threshold": 0.5,
             "outputs": [t.name for t in model.schema.tasks],

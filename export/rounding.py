@@ -32,7 +32,7 @@ BLOCK = 128
 LEVELS = 127
 
 
-def input_hessians(model, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+def input_hessians(model, batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``XᵀX`` (float64) of every constant-weight MatMul's input over the batches' real tokens."""
     names = list(dict.fromkeys(n.input[0] for n in weighted_matmuls(model)))
     hessians: dict[str, np.ndarray] = {}
@@ -80,7 +80,7 @@ def gptq(w: np.ndarray, h: np.ndarray, damping: float = DAMPING, block: int = BL
     return levels[np.argsort(order)], scale
 
 
-def round_weights(path: Path, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def round_weights(path: Path, batches: list[dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{weight initializer: (int8 levels, scale)}`` for every constant-weight MatMul of
     the ONNX model at ``path``, by GPTQ on the batches' tokens (see :func:`earful.export.build.quantize_int8`)."""
     import onnx

@@ -40,21 +40,20 @@ def weighted_matmuls(model) -> list:
     ]
 
 
-def token_activations(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]):
-    """Per batch, ``{name: values}`` of the named tensors as rows of channels,
-    only the real tokens' rows where the tensor is per token (padding would
-    skew the statistics)."""
+def token_activations(model, names: list[str], batches: list[dict[str, np.ndarray]]):
+    """Per batch of model inputs (``EncodedBatch.feeds()``), ``{name: values}`` of the named tensors as rows of
+    channels, only the real tokens' rows where the tensor is per token (padding would skew the statistics)."""
     sess = probe_session(model, names)
-    for input_ids, mask in batches:
-        tokens = mask.astype(bool)
-        values = sess.run(names, {"input_ids": input_ids, "attention_mask": mask})
+    for feeds in batches:
+        tokens = feeds["attention_mask"].astype(bool)
+        values = sess.run(names, feeds)
         yield {
             name: x[tokens] if x.shape[:2] == tokens.shape else x.reshape(-1, x.shape[-1])
             for name, x in zip(names, values, strict=True)
         }
 
 
-def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+def channel_maxima(model, names: list[str], batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """max |x_j| per channel of each named tensor over the batches' real tokens."""
     maxima: dict[str, np.ndarray] = {}
     for values in token_activations(model, names, batches):
@@ -64,7 +63,7 @@ def channel_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.n
     return maxima
 
 
-def smooth_activations(src: Path, dst: Path, batches: list[tuple[np.ndarray, np.ndarray]], alpha: float = ALPHA) -> int:
+def smooth_activations(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], alpha: float = ALPHA) -> int:
     """Write ``src`` with every constant-weight MatMul's input smoothed to ``dst``;
     returns how many activations were smoothed. In fp32 the two graphs agree to
     rounding (the export's parity check covers it)."""

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from earful.hashing import sha256_file
+from earful.models.ngrams import NgramSpec
+from earful.models.tokenization import TextEncoder
 from earful.schema import Schema
 
 MANIFEST = "manifest.json"
@@ -101,6 +103,10 @@ class Bundle:
     variants: tuple[str, ...]
     #: Heads trained on no labels: the predictor answers null for them instead of their random output.
     untrained_heads: frozenset[str]
+    #: Posts lose @handles and URLs before tokenizing (:func:`earful.models.ngrams.normalize_post`).
+    normalize: bool
+    #: The model's n-gram branch input, or None for a model without one.
+    ngrams: NgramSpec | None
     metrics: dict[str, Any]
     info: dict[str, Any]
 
@@ -125,6 +131,8 @@ class Bundle:
             troll_threshold=float(info.get("troll_threshold", DEFAULT_TROLL_THRESHOLD)),
             variants=tuple(info["variants"]),
             untrained_heads=frozenset(info.get("untrained_heads", ())),
+            normalize=bool(info.get("normalize", False)),
+            ngrams=NgramSpec.from_dict(info["ngrams"]) if info.get("ngrams") else None,
             metrics=json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
             info=info,
         )
@@ -137,6 +145,10 @@ class Bundle:
     @property
     def tokenizer_path(self) -> Path:
         return self.path / "tokenizer.json"
+
+    def text_encoder(self) -> TextEncoder:
+        """Posts to this bundle's model inputs, as its model was trained to read them."""
+        return TextEncoder(self.tokenizer_path, self.max_length, self.input_prefix, self.normalize, self.ngrams)
 
 
 def resolve_bundle_path(path: str | Path | None) -> Path:

@@ -28,7 +28,8 @@ from earful.models.language import (
     main_script,
     scripts_of,
 )
-from earful.models.tokenization import TextEncoder, replace_lone_surrogates
+from earful.models.ngrams import pad_ngrams
+from earful.models.tokenization import replace_lone_surrogates
 from earful.schema import UNDETERMINED, lang_hint
 
 #: onnxruntime graph rewrites left out. Its fused SkipLayerNormalization kernel
@@ -112,7 +113,7 @@ class Predictor:
         self.bundle = bundle
         self.variant = variant
         self.schema = bundle.schema
-        self.encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
+        self.encoder = bundle.text_encoder()
         self.threads = threads or os.cpu_count() or 1
         #: A run's fixed cost in padded tokens, for :func:`plan_runs` (see :meth:`measure_run_cost`).
         self.run_overhead_tokens = RUN_OVERHEAD_TOKENS
@@ -154,13 +155,15 @@ class Predictor:
         truncated = clipped.copy()
         n_tokens = np.zeros(n, dtype=np.int64)
         if len(todo):
-            ids, cut = self.encoder.encode_ids([texts[i][: self.max_chars] for i in todo])
+            kept = [texts[i][: self.max_chars] for i in todo]
+            ids, cut = self.encoder.encode_ids(kept)
+            grams = self.encoder.encode_ngrams(kept)
             truncated[todo] |= np.array(cut, dtype=bool)
             n_tokens[todo] = [len(x) for x in ids]
             # At least one run per caller when there are posts enough, so that a call with a few posts uses every core.
             per_run = min(batch_size, -(-len(todo) // self.threads))
             for chunk, outputs in self._run_all(
-                ids, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)
+                ids, grams, plan_runs(n_tokens[todo], per_run, overhead_tokens=self.run_overhead_tokens)
             ):
                 rows = todo[chunk]
                 for task, logits in zip(self.schema.tasks, outputs, strict=True):
@@ -189,6 +192,8 @@ class Predictor:
                 (posts, width), self.encoder.pad_id + 1, dtype=np.int64
             )  # any id but padding: only the time counts
             feeds[posts * width] = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if self.encoder.ngrams is not None:
+                feeds[posts * width]["ngram_ids"] = np.ones((posts, width * 4), dtype=np.int64)
         seconds: dict[int, list[float]] = {n: [] for n in feeds}
         for attempt in range(repeats + 1):  # the first round warms up and is not counted
             for n, feed in feeds.items():
@@ -200,12 +205,15 @@ class Predictor:
         self.run_overhead_tokens = overhead_tokens_from_timings(small, large)
         return self.run_overhead_tokens
 
-    def _run_all(self, ids: list[list[int]], runs: list[np.ndarray]):
+    def _run_all(self, ids: list[list[int]], grams: list[np.ndarray] | None, runs: list[np.ndarray]):
         """``(run, outputs)`` per run, in order; up to ``threads`` runs at a time."""
 
         def run(chunk: np.ndarray):
             input_ids, mask = self.encoder.pad([ids[j] for j in chunk])
-            return chunk, self.session.run(self.output_names, {"input_ids": input_ids, "attention_mask": mask})
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if grams is not None:
+                feeds["ngram_ids"] = pad_ngrams([grams[j] for j in chunk])
+            return chunk, self.session.run(self.output_names, feeds)
 
         if self.threads == 1 or len(runs) < 2:
             return map(run, runs)

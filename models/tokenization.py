@@ -1,7 +1,9 @@
 """Turning posts into token ids, the same way in training and in the predictor.
 
 Uses the ``tokenizers`` library directly (no transformers import on the serving
-path): prefix, tokenize, truncate to ``max_length`` and say which texts were cut.
+path): normalise (for bundles that ask for it, :func:`earful.models.ngrams.normalize_post`), prefix, tokenize,
+truncate to ``max_length`` and say which texts were cut; and, for a model with the n-gram branch, the hashed
+n-gram ids (:mod:`earful.models.ngrams`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from earful.models.ngrams import NgramSpec, ngram_ids, normalize_post, pad_ngrams
 
 TOKENIZER_FILE = "tokenizer.json"
 #: Code points that are not characters: halves of a cut surrogate pair (a JSON ``"\\ud83d"``) or bytes that were not
@@ -32,10 +36,30 @@ class EncodedBatch:
     attention_mask: np.ndarray
     truncated: list[bool]
     n_tokens: list[int]
+    #: (posts, longest) hashed n-gram ids, 0 = padding; None for a model without the n-gram branch.
+    ngram_ids: np.ndarray | None = None
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        """The model's inputs by name (the ONNX graph's and the torch module's)."""
+        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.ngram_ids is not None:
+            out["ngram_ids"] = self.ngram_ids
+        return out
 
 
 class TextEncoder:
-    def __init__(self, tokenizer_file: Path, max_length: int, prefix: str = ""):
+    """Posts to model inputs. ``normalize`` strips handles and URLs first; ``ngrams`` adds the n-gram ids."""
+
+    def __init__(
+        self,
+        tokenizer_file: Path,
+        max_length: int,
+        prefix: str = "",
+        normalize: bool = False,
+        ngrams: NgramSpec | None = None,
+    ):
+        self.normalize = normalize
+        self.ngrams = ngrams
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
@@ -46,8 +70,17 @@ class TextEncoder:
 
     def encode_ids(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids (with special tokens) per text, and whether each was truncated."""
-        encodings = self.tokenizer.encode_batch([self.prefix + replace_lone_surrogates(t) for t in texts])
+        texts = [replace_lone_surrogates(t) for t in texts]
+        if self.normalize:
+            texts = [normalize_post(t) for t in texts]
+        encodings = self.tokenizer.encode_batch([self.prefix + t for t in texts])
         return [e.ids for e in encodings], [bool(e.overflowing) for e in encodings]
+
+    def encode_ngrams(self, texts: list[str]) -> list[np.ndarray] | None:
+        """Each post's n-gram ids, or None for a model without the n-gram branch."""
+        if self.ngrams is None:
+            return None
+        return ngram_ids([replace_lone_surrogates(t) for t in texts], self.ngrams)
 
     def pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         width = max(len(x) for x in ids)
@@ -61,4 +94,7 @@ class TextEncoder:
     def encode(self, texts: list[str]) -> EncodedBatch:
         ids, truncated = self.encode_ids(texts)
         input_ids, mask = self.pad(ids)
-        return EncodedBatch(input_ids, mask, truncated, [len(x) for x in ids])
+        grams = self.encode_ngrams(texts)
+        return EncodedBatch(
+            input_ids, mask, truncated, [len(x) for x in ids], None if grams is None else pad_ngrams(grams)
+        )

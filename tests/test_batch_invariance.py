@@ -110,7 +110,7 @@ def test_float_activation_matmuls_take_the_per_token_path(old_graph_bundle, tmp_
     bundle = Bundle.load(old_graph_bundle)
     encoder = TextEncoder(bundle.tokenizer_path, bundle.max_length, bundle.input_prefix)
     sample = encoder.encode(POSTS)
-    every = outlier_matmuls(old_graph_bundle / "model.fp32.onnx", sample.input_ids, sample.attention_mask, ratio=0.0)
+    every = outlier_matmuls(old_graph_bundle / "model.fp32.onnx", sample.feeds(), ratio=0.0)
     quantize_int8(old_graph_bundle / "model.fp32.onnx", tmp_path / "mixed.onnx", list(every))
     # every encoder MatMul kept out, so only the heads' input is dynamically quantized
     assert per_token_activations(tmp_path / "mixed.onnx", tmp_path / "new.onnx") == len(every) + 1

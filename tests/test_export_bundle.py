@@ -183,9 +183,9 @@ def test_float_activation_matmuls_keep_int8_weights_and_drift_less(tiny_bundle, 
     fp32 = tiny_bundle / "model.fp32.onnx"
     enc = TextEncoder(tiny_bundle / "tokenizer.json", 32, "")
     batch = enc.encode(PARITY_TEXTS + ["otra frase cualquiera", "noch ein Satz"])
-    every = outlier_matmuls(fp32, batch.input_ids, batch.attention_mask, ratio=0.0)  # ratio 0 flags all of them
+    every = outlier_matmuls(fp32, batch.feeds(), ratio=0.0)  # ratio 0 flags all of them
     assert len(every) == 2 * 6  # 2 layers x (q, k, v, attention out, ffn in, ffn out); the heads are Gemm
-    assert outlier_matmuls(fp32, batch.input_ids, batch.attention_mask, ratio=1e9) == {}
+    assert outlier_matmuls(fp32, batch.feeds(), ratio=1e9) == {}
     quantize_int8(fp32, tmp_path / "plain.onnx")
     quantize_int8(fp32, tmp_path / "mixed.onnx", list(every))
 

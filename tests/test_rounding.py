@@ -43,7 +43,7 @@ def _batches(bundle):
     info = json.loads((bundle / "bundle.json").read_text())
     enc = TextEncoder(bundle / "tokenizer.json", info["max_length"], info["input_prefix"])
     texts = PARITY_TEXTS + ["otra frase cualquiera", "noch ein Satz", "the agent hung up on me", "我的订单还没到"]
-    return [(b.input_ids, b.attention_mask) for b in (enc.encode(texts[:8]), enc.encode(texts[8:]))]
+    return [b.feeds() for b in (enc.encode(texts[:8]), enc.encode(texts[8:]))]
 
 
 def test_quantize_int8_writes_the_given_levels(tiny_bundle, tmp_path):

@@ -14,14 +14,14 @@ def _batches(bundle):
     info = json.loads((bundle / "bundle.json").read_text())
     enc = TextEncoder(bundle / "tokenizer.json", info["max_length"], info["input_prefix"])
     texts = PARITY_TEXTS + ["otra frase cualquiera", "noch ein Satz", "the agent hung up on me"]
-    return [(b.input_ids, b.attention_mask) for b in (enc.encode(texts[:7]), enc.encode(texts[7:]))]
+    return [b.feeds() for b in (enc.encode(texts[:7]), enc.encode(texts[7:]))]
 
 
 def _run(path, batches):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return [sess.run(None, {"input_ids": ids, "attention_mask": mask}) for ids, mask in batches]
+    return [sess.run(None, feeds) for feeds in batches]
 
 
 def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tiny_bundle, tmp_path):

@@ -57,6 +57,15 @@ class TrainConfig:
     threads: int | None = None
     #: Cap on validation rows per file (validation runs each epoch).
     max_validation_rows: int | None = None
+    #: Strip @handles and URLs from posts (training and serving alike), so no label can hang on them.
+    normalize: bool = True
+    #: Width of the hashed n-gram branch's embedding (:mod:`earful.models.ngrams`); 0 = no branch.
+    ngram_dim: int = 0
+    #: Hash buckets the n-grams share (rows of the branch's embedding table).
+    ngram_buckets: int = 1 << 17
+    #: Train in bfloat16 autocast: "auto" = where the CPU computes bf16 natively (avx512_bf16 or AMX) or on a GPU
+    #: that supports it; "bf16" or "fp32" to choose. The run records what it used.
+    precision: str = "auto"
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -86,15 +95,27 @@ class TrainConfig:
             raise ValueError("sampling_alpha must be in [0, 1]")
         if self.max_length < 8:
             raise ValueError("max_length must be at least 8 tokens")
+        if self.ngram_dim < 0 or self.ngram_buckets < 2:
+            raise ValueError("ngram_dim must be 0 (no n-gram branch) or more, and ngram_buckets at least 2")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
         if self.languages is not None:
             Schema(languages=tuple(self.languages))  # checks the codes now, not after the data is loaded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def ngrams(self) -> dict | None:
+        """The network's n-gram branch settings (``NetworkConfig.ngrams``), or None without one."""
+        if not self.ngram_dim:
+            return None
+        from earful.models.ngrams import NgramSpec
+
+        return {**NgramSpec(buckets=self.ngram_buckets).to_dict(), "dim": self.ngram_dim}
+
     def fingerprint(self) -> dict[str, Any]:
         """The options a resumed run must share with the interrupted one."""
         d = self.to_dict()
-        for volatile in ("device", "threads", "checkpoint_every", "output_dir", "max_steps"):
+        for volatile in ("device", "threads", "checkpoint_every", "output_dir", "max_steps", "precision"):
             d.pop(volatile)
         return d

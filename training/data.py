@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earful.labelled import LabelledDataError, LabelledSet, read_labelled
+from earful.models.ngrams import pad_ngrams
 from earful.models.tokenization import TextEncoder
 from earful.schema import COMPLAINT, COMPLAINT_TYPES, SENTIMENTS, UNDETERMINED
 
@@ -68,6 +69,8 @@ class TokenizedData:
     input_ids: list[list[int]]
     labels: dict[str, np.ndarray]
     sources: np.ndarray
+    #: Each row's n-gram ids, for a network with the n-gram branch (else None).
+    ngram_ids: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -108,6 +111,7 @@ def tokenize_sets(
         input_ids=ds["input_ids"],
         labels={k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in labels.items()},
         sources=np.array(sources),
+        ngram_ids=encoder.encode_ngrams(texts),
     )
 
 
@@ -163,6 +167,8 @@ def collate(data: TokenizedData, indices: np.ndarray, encoder: TextEncoder) -> d
     """Dynamic padding: pad to the longest row of this batch only."""
     input_ids, mask = encoder.pad([data.input_ids[i] for i in indices])
     batch = {"input_ids": input_ids, "attention_mask": mask}
+    if data.ngram_ids is not None:
+        batch["ngram_ids"] = pad_ngrams([data.ngram_ids[i] for i in indices])
     for task, arr in data.labels.items():
         batch[task] = arr[indices]
     return batch

@@ -1,4 +1,5 @@
-"""The multi-task network: one shared encoder, mean pooling, one linear head per task.
+"""The multi-task network: one shared encoder, mean pooling, optionally a hashed n-gram branch, one linear head
+per task.
 
 This torch module is what training optimises and what export traces to ONNX;
 it is saved as safetensors plus JSON (never pickle) so a checkpoint is plain data.
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from earful.models.ngrams import NgramSpec
+from earful.models.tokenization import TextEncoder
 from earful.schema import Schema
 
 if TYPE_CHECKING:
@@ -33,14 +36,27 @@ class NetworkConfig:
     max_length: int = 128
     input_prefix: str = ""
     dropout: float = 0.1
+    #: Strip @handles and URLs from posts before tokenizing (:func:`earful.models.ngrams.normalize_post`).
+    normalize: bool = False
+    #: The n-gram branch: :class:`NgramSpec` fields plus ``dim``, the width of its embedding; None = no branch.
+    ngrams: dict | None = None
 
     @property
     def schema(self) -> Schema:
         return Schema(languages=tuple(self.languages))
 
+    @property
+    def ngram_spec(self) -> NgramSpec | None:
+        return None if self.ngrams is None else NgramSpec.from_dict(self.ngrams)
+
+    def text_encoder(self, tokenizer_file: Path) -> TextEncoder:
+        """The encoder of posts into this network's inputs (the same one the bundle's predictor builds)."""
+        return TextEncoder(tokenizer_file, self.max_length, self.input_prefix, self.normalize, self.ngram_spec)
+
 
 class MultiTaskModel(nn.Module):
-    """Encoder → masked mean pooling → dropout → one linear head per task.
+    """Encoder → masked mean pooling [→ joined with the mean of the post's n-gram embeddings, layer-normed]
+    → dropout → one linear head per task.
 
     ``forward`` returns the heads' logits as a tuple in schema task order, so the
     ONNX graph has one named output per task."""
@@ -56,13 +72,26 @@ class MultiTaskModel(nn.Module):
             if encoder is not None
             else BertModel(BertConfig(**_bert_fields(config.encoder_config)), add_pooling_layer=False)
         )
-        hidden = self.encoder.config.hidden_size
+        width = self.encoder.config.hidden_size
+        self.ngram_embedding = self.ngram_norm = None
+        if config.ngrams is not None:
+            dim = int(config.ngrams["dim"])
+            self.ngram_embedding = nn.Embedding(config.ngram_spec.buckets, dim, padding_idx=0)
+            self.ngram_norm = nn.LayerNorm(dim)
+            width += dim
         self.dropout = nn.Dropout(config.dropout)
-        self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, t.n_outputs) for t in self.schema.tasks})
+        self.heads = nn.ModuleDict({t.name: nn.Linear(width, t.n_outputs) for t in self.schema.tasks})
 
     @classmethod
     def from_pretrained_encoder(
-        cls, encoder_dir: Path, languages: list[str], max_length: int, input_prefix: str, dropout: float = 0.1
+        cls,
+        encoder_dir: Path,
+        languages: list[str],
+        max_length: int,
+        input_prefix: str,
+        dropout: float = 0.1,
+        normalize: bool = False,
+        ngrams: dict | None = None,
     ) -> MultiTaskModel:
         import transformers
         from transformers import BertModel
@@ -70,7 +99,9 @@ class MultiTaskModel(nn.Module):
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         encoder = BertModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
-        config = NetworkConfig(encoder.config.to_dict(), languages, max_length, input_prefix, dropout)
+        config = NetworkConfig(
+            encoder.config.to_dict(), languages, max_length, input_prefix, dropout, normalize, ngrams
+        )
         return cls(config, encoder)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -78,8 +109,23 @@ class MultiTaskModel(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pooled = self.dropout(self.pool(input_ids, attention_mask))
+    def features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ngram_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """What every head reads: the pooled encoder output, joined with the n-gram branch's where there is one."""
+        pooled = self.pool(input_ids, attention_mask)
+        if self.ngram_embedding is None:
+            return pooled
+        if ngram_ids is None:
+            raise ValueError("this network has an n-gram branch: give ngram_ids (TextEncoder.encode makes them)")
+        grams = self.ngram_embedding(ngram_ids)
+        count = (ngram_ids > 0).sum(1, keepdim=True).clamp(min=1).to(grams.dtype)
+        return torch.cat([pooled, self.ngram_norm(grams.sum(1) / count)], -1)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ngram_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        pooled = self.dropout(self.features(input_ids, attention_mask, ngram_ids))
         outputs = []
         for task in self.schema.tasks:
             logits = self.heads[task.name](pooled)
@@ -93,17 +139,21 @@ class MultiTaskModel(nn.Module):
         batch_size: int = 64,
         device: torch.device | str = "cpu",
         progress: str | None = None,
+        ngrams: list[np.ndarray] | None = None,
     ) -> np.ndarray:
-        """The pooled encoder output (what every head reads) per tokenized text,
+        """What every head reads (:meth:`features`) per tokenized text,
         run in length-sorted batches (for speed) and returned in input order.
         ``pad`` turns a list of id lists into (input_ids, attention_mask) arrays
-        (``TextEncoder.pad``); ``progress`` names a progress bar, if one is wanted."""
+        (``TextEncoder.pad``); ``ngrams`` are the texts' n-gram ids for a network with the branch;
+        ``progress`` names a progress bar, if one is wanted."""
         import numpy as np
         from tqdm.auto import tqdm
 
+        from earful.models.ngrams import pad_ngrams
+
         self.eval()
         order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.zeros((len(ids), self.encoder.config.hidden_size), np.float32)
+        out = np.zeros((len(ids), self.heads[self.schema.tasks[0].name].in_features), np.float32)
         with (
             torch.inference_mode(),
             tqdm(total=len(ids), desc=progress, unit="row", dynamic_ncols=True, disable=progress is None) as bar,
@@ -111,8 +161,9 @@ class MultiTaskModel(nn.Module):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 input_ids, mask = pad([ids[i] for i in idx])
+                grams = None if ngrams is None else torch.from_numpy(pad_ngrams([ngrams[i] for i in idx])).to(device)
                 out[idx] = (
-                    self.pool(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device))
+                    self.features(torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device), grams)
                     .float()
                     .cpu()
                     .numpy()
@@ -121,10 +172,15 @@ class MultiTaskModel(nn.Module):
         return out
 
     def logits(
-        self, ids: list[list[int]], pad, batch_size: int = 64, device: torch.device | str = "cpu"
+        self,
+        ids: list[list[int]],
+        pad,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        ngrams: list[np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Logits per head for tokenized texts, in input order (see :meth:`pooled`)."""
-        pooled = torch.from_numpy(self.pooled(ids, pad, batch_size, device)).to(device)
+        pooled = torch.from_numpy(self.pooled(ids, pad, batch_size, device, ngrams=ngrams)).to(device)
         out = {}
         with torch.inference_mode():
             for task in self.schema.tasks:

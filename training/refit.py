@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
+from earful.models.tokenization import TOKENIZER_FILE
 from earful.schema import TASK_NAMES
 from earful.training.data import IGNORE, TokenizedData, load_sets, tokenize_sets
 from earful.training.network import CONFIG_FILE, MultiTaskModel, trained_folder
@@ -178,7 +178,7 @@ def refit_heads(config: RefitConfig) -> RefitResult:
             f"{config.model} is not a trained model folder (no {CONFIG_FILE}); give the output folder of `earful train`"
         )
     model = MultiTaskModel.load(src)
-    encoder = TextEncoder(src / TOKENIZER_FILE, model.config.max_length, model.config.input_prefix)
+    encoder = model.config.text_encoder(src / TOKENIZER_FILE)
     languages = list(model.config.languages)
     history = json.loads((src / "training.json").read_text()) if (src / "training.json").is_file() else {}
     trained_with = history.get("config", {})
@@ -207,10 +207,17 @@ def refit_heads(config: RefitConfig) -> RefitResult:
         )
 
     encoded = np.unique(np.concatenate(list(rows.values())))
+    train_grams = None if train.ngram_ids is None else [train.ngram_ids[i] for i in encoded]
     train_x = model.pooled(
-        [train.input_ids[i] for i in encoded], encoder.pad, config.batch_size, progress="encode train"
+        [train.input_ids[i] for i in encoded],
+        encoder.pad,
+        config.batch_size,
+        progress="encode train",
+        ngrams=train_grams,
     )
-    val_x = model.pooled(val.input_ids, encoder.pad, config.batch_size, progress="encode validation")
+    val_x = model.pooled(
+        val.input_ids, encoder.pad, config.batch_size, progress="encode validation", ngrams=val.ngram_ids
+    )
 
     results, new_logits = [], {}
     for h in heads:

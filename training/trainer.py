@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from earful.metrics import macro_f1
+from earful.models.ngrams import NgramSpec
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.schema import COMPLAINT_TYPES
 from earful.training.calibrate import fit_temperature
@@ -116,13 +117,32 @@ def predict_logits(
     model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64
 ) -> dict[str, np.ndarray]:
     """Logits for every row of a split, in row order."""
-    return model.logits(data.input_ids, encoder.pad, batch_size, device)
+    return model.logits(data.input_ids, encoder.pad, batch_size, device, ngrams=data.ngram_ids)
 
 
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a GPU that supports it, or a CPU with avx512_bf16 or AMX
+    (elsewhere bf16 autocast emulates and gains nothing; see ../docs/performance.md, "Training")."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def training_precision(setting: str, device: torch.device) -> str:
+    """ "bf16" or "fp32": the config's ``precision``, with "auto" decided by :func:`native_bf16`."""
+    if setting == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return setting
 
 
 def head_score(task: str, logits: np.ndarray, y: np.ndarray) -> float | None:
@@ -177,7 +197,10 @@ class Trainer:
                 f"set max_length ≤ {positions}"
             )
         prefix = cfg.input_prefix if cfg.input_prefix is not None else (E5_PREFIX if cfg.base == BASE_NAME else "")
-        self.encoder = TextEncoder(base_dir / TOKENIZER_FILE, cfg.max_length, prefix)
+        ngrams = cfg.ngrams()
+        spec = None if ngrams is None else NgramSpec.from_dict(ngrams)
+        self.encoder = TextEncoder(base_dir / TOKENIZER_FILE, cfg.max_length, prefix, cfg.normalize, spec)
+        self.precision = training_precision(cfg.precision, self.device)
         self.base_dir = base_dir
         train_sets = load_sets(cfg.train)
         val_sets = load_sets(cfg.validation)
@@ -190,14 +213,16 @@ class Trainer:
         )
         torch.manual_seed(cfg.seed)
         self.model = MultiTaskModel.from_pretrained_encoder(
-            base_dir, self.languages, cfg.max_length, prefix, cfg.dropout
+            base_dir, self.languages, cfg.max_length, prefix, cfg.dropout, cfg.normalize, ngrams
         ).to(self.device)
         self.head_rows = head_training_rows(self.train_data.labels)
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
         self._freeze()
-        head_params = [p for n, p in self.model.named_parameters() if n.startswith("heads.") and p.requires_grad]
-        body = [(n, p) for n, p in self.model.named_parameters() if not n.startswith("heads.") and p.requires_grad]
+        # The heads and the n-gram branch start from scratch: they learn at the head rate, without weight decay.
+        fresh = ("heads.", "ngram_")
+        head_params = [p for n, p in self.model.named_parameters() if n.startswith(fresh) and p.requires_grad]
+        body = [(n, p) for n, p in self.model.named_parameters() if not n.startswith(fresh) and p.requires_grad]
         no_decay = ("bias", "LayerNorm")
         self.optimizer = torch.optim.AdamW(
             [
@@ -314,6 +339,7 @@ class Trainer:
                     "train_rows": len(self.train_data),
                     "validation_rows": len(self.val_data),
                     "head_training_rows": self.head_rows,
+                    "precision": self.precision,
                 },
                 indent=2,
             )
@@ -400,13 +426,9 @@ class Trainer:
                         k: torch.from_numpy(v).to(self.device)
                         for k, v in collate(self.train_data, idx, self.encoder).items()
                     }
-                    outputs = dict(
-                        zip(
-                            (t.name for t in self.model.schema.tasks),
-                            self.model(batch["input_ids"], batch["attention_mask"]),
-                            strict=True,
-                        )
-                    )
+                    with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+                        logits = self.model(batch["input_ids"], batch["attention_mask"], batch.get("ngram_ids"))
+                    outputs = {t.name: x.float() for t, x in zip(self.model.schema.tasks, logits, strict=True)}
                     loss, parts = multitask_loss(outputs, batch)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
