@@ -26,6 +26,8 @@ class EvalResult:
     out: Path
     #: ``{stem: {head: HeadOutcome}}``: the per-row labels behind ``metrics``, for paired comparisons.
     outcomes: dict
+    #: ``{stem: InvarianceResult.to_dict()}`` when asked for (``invariance=True``).
+    invariance: dict | None = None
 
 
 def _outcomes(predictor, sets, desc: str):
@@ -82,9 +84,12 @@ def run_eval(
     threads: int | None = None,
     baselines: list[str] = (),
     baseline_train: list[str] | None = None,
+    invariance: bool = False,
 ) -> EvalResult:
     """Evaluate a bundle on labelled files (and, with ``baselines``, the reference
-    models of :mod:`earful.eval.baselines` on the same rows; written to baselines.json)."""
+    models of :mod:`earful.eval.baselines` on the same rows; written to baselines.json; with ``invariance``,
+    how often labels change when @handles and URLs are removed or added, :mod:`earful.eval.invariance`,
+    written to invariance.json and the report)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
     stems = [s.name for s in sets]
     if len(set(stems)) != len(stems):
@@ -123,4 +128,14 @@ def run_eval(
         (out / "baselines.json").write_text(json.dumps(reference, indent=2))
     if comparison:
         (out / "comparison.json").write_text(json.dumps(comparison, indent=2))
-    return EvalResult(metrics, out, outcomes)
+    result = EvalResult(metrics, out, outcomes)
+    if invariance:
+        from earful.eval.invariance import measure_invariance, render_markdown
+
+        found = {s.name: measure_invariance(predictor, [t for t in s.text if t]) for s in sets if any(s.text)}
+        result.invariance = {name: r.to_dict() for name, r in found.items()}
+        (out / "invariance.json").write_text(json.dumps(result.invariance, indent=2))
+        with open(out / "report.md", "a", encoding="utf-8") as report:
+            for name, r in found.items():
+                report.write("\n" + render_markdown(r).replace("## Invariance", f"## {name}: invariance", 1))
+    return result

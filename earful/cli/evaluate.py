@@ -23,13 +23,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
             threads=args.threads,
             baselines=args.baseline or (),
             baseline_train=args.baseline_train,
+            invariance=args.invariance,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
     summary = {
         stem: {head: round(m["macro_f1"], 4) for head, m in heads.items()} for stem, heads in result.metrics.items()
     }
-    print(json.dumps({"out": str(result.out), "macro_f1": summary}, indent=2))
+    shown = {"out": str(result.out), "macro_f1": summary}
+    if result.invariance is not None:
+        shown["invariance_worst_change"] = {stem: r["worst"] for stem, r in result.invariance.items()}
+    print(json.dumps(shown, indent=2))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -74,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "needs --baseline-train) for complaint type, sentiment and troll; langdetect or lingua for language",
     )
     p.add_argument("--baseline-train", nargs="+", metavar="FILE", help="training files for the tfidf baseline")
+    p.add_argument(
+        "--invariance",
+        action="store_true",
+        help="also measure how often labels change when @handles and URLs are removed or a handle is added",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
