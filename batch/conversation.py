@@ -1,10 +1,11 @@
 """The report's conversation sections in one hook: threads and response times (:mod:`earful.batch.threads`) and
 who is talking (:mod:`earful.batch.people`).
 
-``earful report`` makes one :class:`ConversationSections` from the first row of the scored file, passes it every
-row of its streaming pass (:meth:`~ConversationSections.add`), then calls :meth:`~ConversationSections.finish`,
-which reads back, in one more streaming pass, only the few rows the sections quote (oldest unanswered complaints,
-the listed authors, the highest-reach complaints). Memory is the two hooks' (see their modules): about 70 bytes
+``earful report`` takes them as two sections (:func:`report_sections`, batch/report.py's ``Section``): both see
+every row of the report's streaming pass, and the first to finish reads back, in one more streaming pass for the
+two, only the few rows they quote (oldest unanswered complaints, the listed authors, the highest-reach
+complaints). The mapping is resolved from the first row: the TWCS layout is recognised, flags and a mapping file
+override it. Memory is the two hooks' (see their modules): about 70 bytes
 per row on a conversation archive with authors and reach.
 """
 
@@ -28,6 +29,8 @@ class ConversationOptions:
     reply_to_column: str | None = None
     responses_column: str | None = None
     reach_column: str | None = None
+    #: the brand's author names, comma-separated, for exports without an inbound flag
+    brands: str | None = None
     mapping: str | None = None
     detect_layout: bool = True
     min_complaints: int = 3
@@ -46,6 +49,7 @@ class ConversationOptions:
             reply_to=self.reply_to_column,
             responses=self.responses_column,
             reach=self.reach_column,
+            brands=self.brands,
         )
 
 
@@ -77,6 +81,63 @@ class ConversationSections:
             "threads": threads.render_json(self.threads.finish(fetched)),
             "people": people.render_json(self.people.finish(fetched)),
         }
+
+
+class _Shared:
+    """What the two report sections share: the mapping (resolved from the first row) and one read-back pass."""
+
+    def __init__(self, options: ConversationOptions):
+        self.options = options
+        self.sections: ConversationSections | None = None
+        self.result: dict[str, Any] | None = None
+
+    def add(self, data: dict[str, Any], part: str) -> None:
+        if self.sections is None:
+            from earful.batch.report import ReportError
+
+            try:
+                self.sections = ConversationSections(data, "the scored file", self.options)
+            except threads.ThreadError as e:
+                raise ReportError(str(e)) from None
+        getattr(self.sections, part).add(data)
+
+    def finish(self, path: str | Path) -> dict[str, Any]:
+        if self.result is None:
+            if self.sections is None:  # an empty file
+                self.sections = ConversationSections({}, path, self.options)
+            self.result = self.sections.finish(path)
+        return self.result
+
+
+class _ReportSection:
+    """One of ``earful report``'s sections (batch/report.py's ``Section``): ``threads`` or ``people``."""
+
+    def __init__(self, key: str, shared: _Shared):
+        self.key = key
+        self._shared = shared
+
+    def add(self, data: dict[str, Any]) -> None:
+        self._shared.add(data, self.key)
+
+    def finish(self, path: str | Path) -> dict[str, Any]:
+        return self._shared.finish(path)[self.key]
+
+    def render_html(self, result: dict[str, Any]) -> str:
+        if self.key == "threads":
+            return threads.render_html(threads.ThreadSummary(**result))
+        return people.render_html(people.PeopleSummary(**result))
+
+    def render_markdown(self, result: dict[str, Any]) -> str:
+        if self.key == "threads":
+            return threads.render_markdown(threads.ThreadSummary(**result))
+        return people.render_markdown(people.PeopleSummary(**result))
+
+
+def report_sections(options: ConversationOptions | None = None) -> list[_ReportSection]:
+    """``earful report``'s threads and people sections (pass them to ``write_report(..., sections=...)``); their
+    results land in the report's JSON under ``sections.threads`` and ``sections.people``."""
+    shared = _Shared(options or ConversationOptions())
+    return [_ReportSection("threads", shared), _ReportSection("people", shared)]
 
 
 def render_html(result: dict[str, Any]) -> str:

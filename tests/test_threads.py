@@ -454,3 +454,64 @@ def test_ray_engine_scores_a_conversation_archive_like_the_local_engine(tiny_bun
     a, b = pq.read_table(tmp_path / "ray.parquet"), pq.read_table(tmp_path / "local.parquet")
     for column in ("post_id", "role", "status", "replied", "first_reply_at", "response_seconds", "complaint_type"):
         assert a.column(column).to_pylist() == b.column(column).to_pylist(), column
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, "-m", "earful.cli", *map(str, args)], capture_output=True, text=True, timeout=300, cwd=root
+    )
+
+
+def test_cli_scores_and_reports_the_twcs_sample(tiny_bundle, tmp_path):
+    out = tmp_path / "scored.parquet"
+    r = _cli("score", TWCS_SAMPLE, "-o", out, "--bundle", tiny_bundle, "--chunk-size", "50")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["roles"] == {"customer": 66, "brand": 55}
+    r = _cli("report", out, "-o", tmp_path / "r.html", "--time-column", "created_at", "--min-complaints", "2")
+    assert r.returncode == 0, r.stderr
+    headline = json.loads(r.stdout)
+    assert headline["first_response"]["answered"] == 55 and headline["first_response"]["median_s"] == 314.0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["sections"]["threads"]["counts"]["brand_replies"] == 55
+    assert report["sections"]["people"]["min_complaints"] == 2
+    page = (tmp_path / "r.html").read_text()
+    assert "Threads and response times" in page and "Who is talking" in page
+
+
+def test_cli_bad_conversation_flags_are_one_line_errors(tiny_bundle, tmp_path):
+    write_rows(tmp_path / "in.csv", [{"id": "1", "text": "hello", "parent": ""}])
+    r = _cli(
+        "score",
+        tmp_path / "in.csv",
+        "-o",
+        tmp_path / "o.parquet",
+        "--bundle",
+        tiny_bundle,
+        "--reply-to-column",
+        "parnet",
+    )
+    assert r.returncode == 2 and "reply_to=parnet" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(
+        "score",
+        tmp_path / "in.csv",
+        "-o",
+        tmp_path / "o.parquet",
+        "--bundle",
+        tiny_bundle,
+        "--mapping",
+        tmp_path / "nope.json",
+    )
+    assert r.returncode == 2 and "cannot read the mapping file" in r.stderr and "Traceback" not in r.stderr
+    scored = tmp_path / "s.csv"
+    write_rows(
+        scored,
+        [{"id": "1", "text": "x", "status": "ok", "complaint_type": "none", "sentiment": "neutral", "lang": "en"}],
+    )
+    r = _cli("report", scored, "-o", tmp_path / "r.html", "--author-column", "who")
+    assert r.returncode == 2 and "author=who" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("report", scored, "-o", tmp_path / "r.html", "--min-complaints", "0")
+    assert r.returncode == 2 and "--min-complaints" in r.stderr

@@ -9,6 +9,44 @@ from dataclasses import asdict
 from earful.cli.common import UsageError
 
 
+def _conversation(args: argparse.Namespace, time_column: str | None):
+    """The archive's conversation columns as the flags name them (batch/conversation.py)."""
+    from earful.batch.conversation import ConversationOptions
+
+    return ConversationOptions(
+        id_column=args.id_column,
+        author_column=args.author_column,
+        inbound_column=args.inbound_column,
+        time_column=time_column,
+        reply_to_column=args.reply_to_column,
+        responses_column=args.responses_column,
+        reach_column=args.reach_column,
+        brands=args.brand_authors,
+        mapping=args.mapping,
+        detect_layout=not args.no_threads,
+        min_complaints=getattr(args, "min_complaints", 3),
+    )
+
+
+def _add_conversation_flags(p: argparse.ArgumentParser, time_flag: bool) -> None:
+    g = p.add_argument_group(
+        "conversations",
+        "archives of threads: customer posts and brand replies (the Customer Support on Twitter layout, tweet_id, "
+        "author_id, inbound, created_at, response_tweet_id, in_response_to_tweet_id, is recognised by its columns)",
+    )
+    g.add_argument("--id-column", help="post id column")
+    g.add_argument("--author-column", help="author column (who is talking, repeat complainers)")
+    g.add_argument("--inbound-column", help="true for a customer post, false for a brand reply")
+    g.add_argument("--brand-authors", metavar="A,B", help="the brand's author names, where there is no inbound flag")
+    g.add_argument("--reply-to-column", help="the id of the post a post answers")
+    g.add_argument("--responses-column", help="the ids of a post's replies, comma-separated")
+    g.add_argument("--reach-column", help="the author's reach at posting time (followers, say)")
+    if time_flag:
+        g.add_argument("--time-column", help="post time column (ISO 8601, epoch seconds or Twitter's format)")
+    g.add_argument("--mapping", metavar="FILE", help='JSON/TOML file of the above: {"id": ..., "reply_to": ...}')
+    g.add_argument("--no-threads", action="store_true", help="do not recognise the TWCS layout by its column names")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from earful.batch.score import ScoreError, ScoreOptions, score
 
@@ -20,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         bundle=args.bundle,
         variant=args.variant,
         batch_size=args.batch_size,
+        conversation=_conversation(args, args.time_column),
     )
     try:
         if args.engine == "ray":
@@ -53,8 +92,13 @@ def cmd_report(args: argparse.Namespace) -> None:
         min_ratio=args.min_ratio,
     )
     options = ReportOptions(time_column=args.time_column, since=args.since, until=args.until, rule=rule)
+    if args.min_complaints < 1:
+        raise UsageError(f"--min-complaints {args.min_complaints}: give a whole number of at least 1")
+    from earful.batch.conversation import report_sections
+
+    sections = report_sections(_conversation(args, args.time_column))
     try:
-        summary = write_report(args.scored, args.output, options=options)
+        summary = write_report(args.scored, args.output, options=options, sections=sections)
     except ReportError as e:
         raise UsageError(str(e)) from None
     w = summary.window
@@ -78,11 +122,28 @@ def cmd_report(args: argparse.Namespace) -> None:
                     }
                     for sp in summary.spikes
                 ],
+                **_conversation_headline(summary.sections),
             },
             indent=2,
             ensure_ascii=False,
         )
     )
+
+
+def _conversation_headline(sections: dict) -> dict:
+    """First-response times and repeat complainers for the command's summary (the report's JSON has the rest)."""
+    threads, people = sections.get("threads") or {}, sections.get("people") or {}
+    out = {}
+    if threads and not threads.get("absent"):
+        u = threads["unanswered_complaints"]
+        out["first_response"] = {
+            **threads["overall"],
+            "complaints_unanswered": u["unanswered"],
+            "complaints": u["complaints"],
+        }
+    if people and not people.get("absent") and people.get("repeat_complainers"):
+        out["repeat_complainers"] = people["repeat_complainers"]["count"]
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -118,6 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="posts per onnxruntime run, at most (default 64)")
     p.add_argument("--bundle", help="bundle folder (default: models/default)")
     p.add_argument("--variant", choices=("int8", "fp32"), default="int8")
+    _add_conversation_flags(p, time_flag=True)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
@@ -138,5 +200,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-count", type=int, default=5, help="smallest daily count that can be a spike (default 5)")
     p.add_argument(
         "--min-ratio", type=float, default=1.5, help="a spike is at least this many times the expected (default 1.5)"
+    )
+    _add_conversation_flags(p, time_flag=False)
+    p.add_argument(
+        "--min-complaints", type=int, default=3, help="complaints that make an author a repeat complainer (default 3)"
     )
     p.set_defaults(func=cmd_report)
