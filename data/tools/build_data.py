@@ -252,6 +252,19 @@ META: dict[str, dict] = {
         "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent "
         "Induction with Deep Multi-View Clustering. EMNLP 2019.",
     },
+    "twcs_translated": {
+        "dataset_dir": "data/annotation/translations (translations of twcs_annotated training posts)",
+        "repo": "earful: data/annotation/translations/twcs_translations.csv, translated from the twcs_annotated "
+        "training rows (sources as twcs_annotated)",
+        "license": 'Translations of posts from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 per '
+        "asappresearch data/LICENSE (as twcs_annotated). NON-COMMERCIAL - flag for a commercial service. Labels: "
+        "earful's own hand annotation of the English source posts, carried over.",
+        "non_commercial": True,
+        "license_unclear": False,
+        "translation": True,
+        "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent "
+        "Induction with Deep Multi-View Clustering. EMNLP 2019.",
+    },
     "complaints_preotiuc2019": {
         "dataset_dir": "complaints-preotiuc2019",
         "repo": "github.com/danielpreotiuc/complaints-social-media @ 54e3402c129341809b7f1d9889d9311c3f1c1c16 : "
@@ -815,6 +828,55 @@ def twcs_annotated(shared: Path, annotation: Path, notes: list[str], **_) -> Sou
     )
 
 
+TRANSLATION_LANGS = ("es", "fr", "de", "pt", "it", "ja")
+
+
+def twcs_translated(annotation: Path, annotated: Source | None, notes: list[str]) -> Source | None:
+    """Translations of twcs_annotated TRAINING posts (``data/annotation/
+    translations/twcs_translations.csv``: source_id, lang, text) into the
+    languages the complaint-type head claims. Labels are not stored with the
+    translations: complaint_type and sentiment are taken here from the
+    annotated source row, so they stay in sync with the hand labels; troll is
+    blank. A translation whose source row is not a training row of
+    twcs_annotated (validation, or dropped) is skipped with a note, so no
+    validation post reaches training in another language. Training only."""
+    name, stats = "twcs_translated", {}
+    path = annotation / "translations" / "twcs_translations.csv"
+    if annotated is None or not path.is_file():
+        notes.append(f"{name}: skipped ({path.name} or twcs_annotated missing)")
+        return None
+    by_id = {r.id: r for r in annotated.train}
+    val_ids = {r.id for r in annotated.validation}
+    rows, skipped = [], Counter()
+    for t in read_csv(path):
+        src = by_id.get(t["source_id"])
+        if t["lang"] not in TRANSLATION_LANGS:
+            skipped["unknown language"] += 1
+        elif t["source_id"] in val_ids:
+            skipped["source is a validation row"] += 1
+        elif src is None:
+            skipped["source not a training row"] += 1
+        elif not src.complaint_type or src.complaint_type == "complaint" or not src.sentiment:
+            skipped["source lacks complaint_type or sentiment"] += 1
+        else:
+            rows.append(
+                Row(
+                    f"{name}:{t['lang']}:{t['source_id']}",
+                    t["text"],
+                    t["lang"],
+                    complaint_type=src.complaint_type,
+                    sentiment=src.sentiment,
+                    source=name,
+                )
+            )
+    stats["read"] = len(rows) + sum(skipped.values())
+    stats["skipped"] = dict(sorted(skipped.items()))
+    for why, n in sorted(skipped.items()):
+        notes.append(f"{name}: {n} translations skipped ({why})")
+    rows = drop_empty(rows, stats)
+    return Source(name, rows, [], {**META[name], "validation_origin": "none: training only (validation stays real posts)"}, stats)
+
+
 # --------------------------------------------------------------------------
 # Sentiment-only sources
 
@@ -1213,6 +1275,51 @@ def dedup(sources: list[Source]) -> dict:
     return {"validation_rows_also_in_another_validation_file": {k: v for k, v in sorted(cross_val.items()) if v}}
 
 
+def dedup_translations(tr: Source, sources: list[Source], annotated: Source) -> None:
+    """De-duplicate the translations after the other sources, without ever
+    removing a row of another source (so adding translations leaves every
+    other file as it was): a translation is dropped when its source row is no
+    longer a twcs_annotated training row, when its text key is in any
+    validation file or in another source's training file, or when it repeats
+    an earlier translation."""
+    kept_ids = {r.id for r in annotated.train}
+    val_owner: dict[str, set[str]] = defaultdict(set)
+    train_owner: dict[str, str] = {}
+    for s in sources:
+        for r in s.validation:
+            val_owner[text_key(r.text)].add(s.name)
+        for r in s.train:
+            train_owner.setdefault(text_key(r.text), s.name)
+    leaked, kept_in = Counter(), Counter()
+    out, seen, gone, within = [], set(), 0, 0
+    for r in tr.train:
+        k = text_key(r.text)
+        if r.id.split(":", 2)[2] not in kept_ids:
+            gone += 1
+        elif k in val_owner:
+            leaked.update(val_owner[k])
+        elif k in train_owner:
+            kept_in[train_owner[k]] += 1
+        elif k in seen:
+            within += 1
+        else:
+            seen.add(k)
+            out.append(r)
+    tr.stats.update(
+        {
+            "source_row_not_in_training_after_dedup": gone,
+            "validation_duplicates_dropped": 0,
+            "train_removed_in_validation": sum(leaked.values()),
+            "train_removed_in_validation_by_source": dict(sorted(leaked.items())),
+            "train_duplicates_within_source": within,
+            "train_duplicates_of_other_source": sum(kept_in.values()),
+            "train_duplicates_kept_in": dict(sorted(kept_in.items())),
+            "train_duplicate_groups_with_label_conflicts": 0,
+        }
+    )
+    tr.train = out
+
+
 # --------------------------------------------------------------------------
 # Writing
 
@@ -1381,9 +1488,16 @@ def main(argv: list[str] | None = None) -> None:
         if s is not None:
             sources.append(s)
             print(f"read {s.name}: {len(s.train)} train / {len(s.validation)} validation candidates", file=sys.stderr)
+    annotated = next((s for s in sources if s.name == "twcs_annotated"), None)
+    translated = twcs_translated(args.annotation, annotated, notes)
     for n in notes:
         print(f"note: {n}")
     cross = dedup(sources)
+    if translated is not None:
+        dedup_translations(translated, sources, annotated)
+        # listed right after twcs_annotated; it never removes a row of another source
+        sources.insert(sources.index(annotated) + 1, translated)
+        print(f"read {translated.name}: {len(translated.train)} train rows", file=sys.stderr)
 
     for split in ("train", "validation"):  # idempotent: only our own outputs are replaced
         for old in (args.out / split).glob("*.csv.gz"):
