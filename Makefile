@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test lint model data bento clean
+.PHONY: install serve test lint model data bento clean promtool
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
@@ -29,8 +29,22 @@ PORT ?= 3000
 serve: install
 	$(BIN)/earful serve --port $(PORT)
 
-test: install
+test: install promtool
 	$(BIN)/pytest -q
+
+# promtool, which tests/test_monitoring.py runs on serving/monitoring/: the one on PATH if there is one, else
+# taken from Debian's prometheus package (apt-get download, unpacked into .venv/bin: no server is installed).
+PROMTOOL := $(BIN)/promtool
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+promtool: $(PROMTOOL)
+
+$(PROMTOOL): | $(STAMP)
+	if command -v promtool >/dev/null; then ln -sf "$$(command -v promtool)" $@; exit 0; fi; \
+	tmp=$$(mktemp -d) && cd $$tmp && { apt-get download -q prometheus \
+		|| { $(SUDO) apt-get update -q && apt-get download -q prometheus; }; } \
+		&& dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool \
+		&& install -m 755 usr/bin/promtool $(CURDIR)/$@; status=$$?; rm -rf $$tmp; exit $$status
+	$@ --version
 
 # Style: ruff's lint rules and its formatter (settings in pyproject.toml); CI runs this before the tests.
 lint: install
