@@ -114,10 +114,16 @@ def multitask_loss(
 
 
 def predict_logits(
-    model: MultiTaskModel, data: TokenizedData, encoder: TextEncoder, device: torch.device, batch_size: int = 64
+    model: MultiTaskModel,
+    data: TokenizedData,
+    encoder: TextEncoder,
+    device: torch.device,
+    batch_size: int = 64,
+    precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
-    """Logits for every row of a split, in row order."""
-    return model.logits(data.input_ids, encoder.pad, batch_size, device, ngrams=data.ngram_ids)
+    """Logits for every row of a split, in row order (in bf16 autocast when training runs in it)."""
+    with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+        return model.logits(data.input_ids, encoder.pad, batch_size, device, ngrams=data.ngram_ids)
 
 
 def _device(name: str) -> torch.device:
@@ -458,7 +464,7 @@ class Trainer:
         bar.close()
         state["seconds"] = time.monotonic() - started
         if state["best_epoch"] < 0:  # stopped by max_steps before an epoch ended: keep what we have
-            logits = predict_logits(self.model, self.val_data, self.encoder, self.device)
+            logits = predict_logits(self.model, self.val_data, self.encoder, self.device, precision=self.precision)
             scores = head_scores(logits, self.val_data.labels)
             state["best_score"] = float(np.mean(list(scores.values()))) if scores else 0.0
             self._save_best(logits, scores, state["epoch"])
@@ -471,7 +477,7 @@ class Trainer:
         return self._result(state, stopped_early)
 
     def _end_epoch(self, state: dict) -> bool:
-        logits = predict_logits(self.model, self.val_data, self.encoder, self.device)
+        logits = predict_logits(self.model, self.val_data, self.encoder, self.device, precision=self.precision)
         scores = head_scores(logits, self.val_data.labels)
         mean = float(np.mean(list(scores.values()))) if scores else 0.0
         epoch = state["epoch"]
