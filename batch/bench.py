@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from earful.labelled import read_labelled
+from earful.machine import heading, stamp
 
 
 @dataclass
@@ -121,10 +122,13 @@ def main(argv: list[str] | None = None) -> None:
         "bundle": args.bundle or "models/default",
         "command": "python -m earful.batch.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "runs": [asdict(r) for r in runs],
+        **stamp(),
     }
     (out / "batch_bench.json").write_text(json.dumps(result, indent=2))
     lines = [
         f"# earful score: {args.rows:,} real posts, {os.cpu_count()} cores",
+        "",
+        heading(result),
         "",
         "| workers | rows | seconds | rows/s | peak RSS, all processes (MB) |",
         "|---|---|---|---|---|",

@@ -12,7 +12,7 @@ activations (no activation quantization at all), and reports each bundle's label
 the bundle's own thresholds) in those calls of 64: that isolates the error of quantizing the activations.
 ``--score`` predicts the posts in calls of ``--batch`` (64) and prints its own seconds (a command for an
 outside timer).
-The machine line is printed and written with the results.
+The machine and date (:mod:`earful.machine`) are printed and written with the results.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import numpy as np
 
 from earful.export.writer import copy_bundle
 from earful.labelled import read_labelled
+from earful.machine import heading, stamp
 from earful.schema import TASK_NAMES
-from earful.serving.loadtest import machine
 
 HEADS = TASK_NAMES
 VALIDATION = "data/validation/*.csv.gz"
@@ -189,10 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.score:
         _score(args.score, args.posts, args.batch)
         return
-    host = machine()
-    print(host)
+    host = stamp()
+    print(heading(host))
     texts = validation_posts(args.posts, args.seed)
-    results = {"machine": host, "posts": len(texts), "seed": args.seed, "bundles": {}}
+    results = {**host, "posts": len(texts), "seed": args.seed, "bundles": {}}
     with tempfile.TemporaryDirectory() as work:
         floats = None
         if args.float_reference:

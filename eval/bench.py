@@ -12,7 +12,7 @@ hold even on a noisy machine:
   the same with the posts length-sorted first, to show what sorting alone buys;
 * langdetect alone on the same posts, alternating with the int8 predictor for
   three rounds (each side's median and the median of the per-round ratios are
-  reported), because that ratio is near 1 and this machine's speed drifts;
+  reported), because that ratio is near 1 and the machine's speed drifts;
 * the machine's peak matrix-multiply throughput (onnxruntime MatMul fp32 and
   MatMulInteger int8), and the fraction of the int8 peak the predictor reaches,
   counting the encoder's FLOPs from the posts' real token counts.
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from earful.labelled import read_labelled
+from earful.machine import heading, stamp
 
 
 @dataclass
@@ -58,6 +59,9 @@ class BenchResult:
     speedup_vs_langdetect_rounds: list[float]
     peak_rss_mb_predictor: float
     notes: list[str] = field(default_factory=list)
+    #: The machine and UTC date of the run (:func:`earful.machine.stamp`); empty in results that predate them.
+    machine: str = ""
+    date: str = ""
 
 
 def sample_posts(files: list[str], n: int, seed: int = 0) -> list[str]:
@@ -172,7 +176,7 @@ def run_bench(
     load_s = time.perf_counter() - t
     from earful.models.language import langdetect_guess
 
-    # The predictor and langdetect alternate, so a drift in this machine's speed hits both alike.
+    # The predictor and langdetect alternate, so a drift in the machine's speed hits both alike.
     int8_rounds, langdetect_rounds = [], []
     for _ in range(rounds):
         int8_rounds.append(_throughput(int8.predict, texts, len(texts)))
@@ -226,6 +230,7 @@ def run_bench(
         speedup_vs_langdetect_rounds=ratios,
         peak_rss_mb_predictor=rss,
         notes=notes,
+        **stamp(),
     )
 
 
@@ -266,14 +271,25 @@ def _transformers_reference(predictor, texts: list[str], latency_posts: int, thr
 
 def write_bench(result: BenchResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    data = asdict(result)
-    (out / "bench.json").write_text(json.dumps(data, indent=2))
+    (out / "bench.json").write_text(json.dumps(asdict(result), indent=2))
+    (out / "bench.md").write_text(bench_markdown(result))
+
+
+def load_bench(path: Path) -> BenchResult:
+    """A bench.json back as a result (results written before the machine was recorded say so when shown)."""
+    return BenchResult(**json.loads(Path(path).read_text()))
+
+
+def bench_markdown(result: BenchResult) -> str:
+    """The result as Markdown: a title, the machine it ran on (:func:`earful.machine.heading`), the table."""
 
     def f(v, fmt="{:.1f}"):
         return "–" if v is None else fmt.format(v)
 
     lines = [
         f"# earful bench: {result.bundle}",
+        "",
+        heading(asdict(result)),
         "",
         f"{result.posts} real posts from data/ (mean {result.mean_tokens:.1f} tokens), "
         f"{result.threads} threads, one process.",
@@ -305,4 +321,4 @@ def write_bench(result: BenchResult, out: Path) -> None:
         f"{result.peak_rss_mb_predictor:.0f} MB",
     ]
     lines += [f"- note: {n}" for n in result.notes]
-    (out / "bench.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"

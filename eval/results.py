@@ -1,24 +1,31 @@
 """Regenerate the published figures: README's results section and the bundle's model card.
 
-    .venv/bin/python -m earful.eval.results [--bundle models/default] [--fp32-bundle runs/default-bundle-full]
+    .venv/bin/python -m earful.eval.results [--bundle models/default] [--fp32-bundle FULL_EXPORT] [--skip-bench]
+    .venv/bin/python -m earful.eval.results --render     # measure nothing, write the text again
 
 Runs ``earful eval`` (the same code as the CLI) on the validation files the
-targets are defined on, with its baselines on the same rows (TF-IDF + logistic
+quality figures are defined on, with its baselines on the same rows (TF-IDF + logistic
 regression trained on ``data/train``; langdetect and lingua), and ``earful bench``;
 writes everything under ``eval/results/`` and replaces the README's text between
-the ``results`` markers. The bundle's
-MODEL_CARD.md and metrics.json get the same figures (its manifest is rewritten).
+the ``results`` markers. The bundle's MODEL_CARD.md and metrics.json get the same
+figures (through :mod:`earful.export.writer`). Every table is headed by the machine
+and date the run that measured it recorded (:mod:`earful.machine`): this run's for
+the evaluation, the stored JSON's for figures carried over (bench.json with
+``--skip-bench``, the service load test, batch scoring).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from earful.labelled import read_labelled
+from earful.machine import heading, stamp
 from earful.tabular import write_rows
 
 OUT = Path("eval/results")
@@ -53,8 +60,9 @@ def split_lingua(work: Path) -> list[Path]:
     return paths
 
 
-def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
-    """The issue's targets, each with the baselines' figure on the same rows beside it."""
+def quality_figures(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
+    """The model's quality figures with the goal each is held to, each with the baselines' figure on the
+    same rows beside it."""
     rows = []
 
     def mean_by_lang(m: dict | None, key="macro_f1", only=None):
@@ -70,10 +78,9 @@ def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
         )
         rows.append(
             {
-                "target": name,
+                "figure": name,
                 "value": value,
                 "goal": goal,
-                "met": None if value is None else value >= goal,
                 "file": stem,
                 "note": "; ".join(x for x in (note, f"same rows: {refs}" if refs else "") if x),
             }
@@ -114,7 +121,8 @@ def targets(metrics: dict, baselines: dict, languages: list[str]) -> list[dict]:
     return rows
 
 
-#: Figures made by their own (longer) commands, included when present: (file, command, title).
+#: Figures made by their own (longer) commands, included when present: (Markdown file, command, title); each
+#: is headed by the machine and date its JSON beside it recorded.
 OTHER_RESULTS = [
     (
         OUT / "service" / "loadtest.md",
@@ -129,14 +137,22 @@ OTHER_RESULTS = [
 ]
 
 
-def _measured_elsewhere() -> list[str]:
+def _body(markdown: str) -> str:
+    """A results file's Markdown without its title and machine line (the section gives both)."""
+    lines = markdown.strip().split("\n")
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(line for line in lines if not line.startswith("Machine:")).strip()
+
+
+def measured_elsewhere(others: list[tuple[Path, str, str]] = OTHER_RESULTS) -> list[str]:
+    """The sections of the figures other commands measured, each headed by the machine its run recorded."""
     lines = []
-    for path, command, title in OTHER_RESULTS:
+    for path, command, title in others:
         if path.exists():
-            body = path.read_text().strip()
-            if body.startswith("#"):  # the file's own title; the section gives one
-                body = body.split("\n", 1)[1].strip()
-            lines += ["", f"**{title}** (`.venv/bin/{command}`; measured on a 2-core machine):", "", body]
+            record_path = path.with_suffix(".json")
+            record = json.loads(record_path.read_text()) if record_path.exists() else None
+            lines += ["", f"**{title}** (`.venv/bin/{command}`):", "", heading(record), "", _body(path.read_text())]
     return lines
 
 
@@ -190,31 +206,109 @@ def _last_drift(evaluation: dict) -> dict | None:
             "bundle": evaluation["bundle"],
             "drift": evaluation["int8_minus_fp32_macro_f1"],
             "ci95": evaluation.get("int8_minus_fp32_ci95_beyond_half_point"),
+            **{k: evaluation[k] for k in ("machine", "date") if evaluation.get(k)},
         }
     return evaluation.get("int8_minus_fp32_last_measured")
 
 
 def _table(rows: list[dict]) -> list[str]:
-    lines = ["| target | measured | goal | met |", "|---|---|---|---|"]
+    lines = ["| figure | int8 | goal |", "|---|---|---|"]
     for r in rows:
         v = "–" if r["value"] is None else f"{r['value']:.3f}"
-        met = "–" if r["met"] is None else ("yes" if r["met"] else "**no**")
         note = f" ({r['note']})" if r["note"] else ""
-        lines.append(f"| {r['target']}{note} | {v} | ≥ {r['goal']} | {met} |")
+        lines.append(f"| {r.get('figure') or r.get('target')}{note} | {v} | ≥ {r['goal']} |")
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
+def block_lines(summary: dict, bench=None, others: list[tuple[Path, str, str]] = OTHER_RESULTS) -> list[str]:
+    """The Results block (without its markers) from an evaluation's ``summary`` (as summary.json holds it),
+    ``bench`` (an :class:`earful.eval.bench.BenchResult`, when there is one) and the files of ``others``.
+    Every table is headed by the machine and date its own run recorded (:func:`earful.machine.heading`)."""
+    from earful.eval.bench import bench_markdown
+
+    command = summary.get("command") or ".venv/bin/python -m earful.eval.results"
+    lines = [
+        f"Measured on this repository's own validation splits (`data/validation/`) with bundle `{summary['bundle']}` "
+        f"(int8) by `{command}`, which runs `earful eval` with its baselines on the same rows. Full reports: "
+        "`eval/results/int8/report.md`, `eval/results/bench/bench.md`.",
+        "",
+        "**Quality figures** (macro-F1 or accuracy per file and head; the baselines' figures on the same rows in "
+        "parentheses):",
+        "",
+        heading(summary),
+        "",
+    ]
+    lines += _table(summary.get("figures") or summary.get("targets") or [])
+    ece = summary.get("ece") or {}
+    if ece:
+        worst = max(ece.items(), key=lambda kv: kv[1])
+        lines += [
+            "",
+            f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
+            f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05).",
+        ]
+    if summary.get("int8_minus_fp32_macro_f1"):
+        ci95 = summary.get("int8_minus_fp32_ci95_beyond_half_point")
+        lines += _drift_lines(summary["int8_minus_fp32_macro_f1"], ci95)
+    elif summary.get("int8_minus_fp32_last_measured"):
+        last = summary["int8_minus_fp32_last_measured"]
+        lines.append(
+            f"int8 vs fp32, from the evaluation of `{last['bundle']}` with an fp32 export of the same model "
+            f"(`--fp32-bundle`). {heading(last)}"
+        )
+        lines += _drift_lines(last["drift"], last["ci95"])
+    if bench is not None:
+        lines += [
+            "",
+            f"**Speed and memory** (`earful bench`, bundle `{bench.bundle}`, `eval/results/bench/bench.json`):",
+            "",
+            heading(asdict(bench)),
+            "",
+            _body(bench_markdown(bench)),
+        ]
+    lines += measured_elsewhere(others)
+    return lines
+
+
+def card_section(block: list[str], metrics: dict, summary: dict) -> str:
+    """The model card's evaluation section: the Results block and the per-language figures of the same
+    evaluation (``summary`` says on which machine)."""
+    return (
+        "\n".join(block)
+        + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n"
+        + heading(summary)
+        + "\n\n"
+        + _per_language(metrics)
+        + "\n"
+    )
+
+
+def write_readme(block: list[str], readme_path: Path = Path("README.md")) -> None:
+    lines = [START, "", *block, "", END]
+    readme = readme_path.read_text()
+    if START in readme:
+        readme = readme[: readme.index(START)] + "\n".join(lines) + readme[readme.index(END) + len(END) :]
+    else:
+        readme += "\n## Results\n\n" + "\n".join(lines) + "\n"
+    readme_path.write_text(readme)
+
+
+def write_card(bundle_path: Path, section: str, summary: dict) -> None:
+    """Replace the card's evaluation section and metrics.json's ``evaluation`` (through the bundle writer)."""
+    from earful.export.writer import edit_bundle
+
+    with edit_bundle(bundle_path) as writer:
+        text = writer.read_text("MODEL_CARD.md") or ""
+        marker = "\n## Evaluation on validation data\n"
+        writer.write_text("MODEL_CARD.md", text.split(marker)[0] + marker + "\n" + section)
+        writer.update_json("metrics.json", {"evaluation": summary})
+
+
+def _measure(args, bundle, command: str) -> tuple[dict, dict]:
+    """Run the evaluation (and the bench unless skipped): the summary and the int8 metrics."""
     from earful.eval.bench import run_bench, write_bench
     from earful.eval.run import run_eval
-    from earful.export.writer import edit_bundle
-    from earful.models.bundle import Bundle
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", default=None, help="default: models/default")
-    ap.add_argument("--fp32-bundle", help="an fp32 export of the same model, for the int8-vs-fp32 comparison")
-    ap.add_argument("--skip-bench", action="store_true")
-    args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     work = OUT / "inputs"
     work.mkdir(exist_ok=True)
@@ -222,8 +316,6 @@ def main(argv: list[str] | None = None) -> None:
         f"data/validation/{stem}.csv.gz" for stem in TARGET_FILES if Path(f"data/validation/{stem}.csv.gz").exists()
     ]
     files += [str(p) for p in split_lingua(work)]
-    bundle = Bundle.load(args.bundle)
-    bench = None
     if not args.skip_bench:  # first, so its peak memory is the predictor's and not the evaluation's
         bench = run_bench(
             sorted(str(p) for p in Path("data/validation").glob("*.csv.gz")),
@@ -231,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
             fp32_bundle=args.fp32_bundle,
         )
         write_bench(bench, OUT / "bench")
+    measured = stamp()
     evaluation = run_eval(
         files,
         OUT / "int8",
@@ -240,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         baseline_train=sorted(str(p) for p in Path("data/train").glob("*.csv.gz")),
     )
     baselines = json.loads((OUT / "int8" / "baselines.json").read_text())
-    rows = targets(evaluation.metrics, baselines, list(bundle.schema.task("lang").labels))
+    rows = quality_figures(evaluation.metrics, baselines, list(bundle.schema.task("lang").labels))
     ece = {
         f"{stem}/{head}": m["ece"]
         for stem, heads in evaluation.metrics.items()
@@ -259,74 +352,53 @@ def main(argv: list[str] | None = None) -> None:
         drift_ci = drift_intervals(drift, evaluation.outcomes, fp32.outcomes)
     summary = {
         "bundle": f"{bundle.name} {bundle.version}",
-        "targets": rows,
+        **measured,
+        "command": command,
+        "figures": rows,
         "ece": ece,
         "int8_minus_fp32_macro_f1": drift,
         "int8_minus_fp32_ci95_beyond_half_point": drift_ci,
     }
-    if drift is None:  # keep the last measurement, named by the bundle it was made on
+    if drift is None:  # keep the last measurement, named by the bundle (and machine) it was made on
         summary["int8_minus_fp32_last_measured"] = _last_drift(bundle.metrics.get("evaluation") or {})
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary, evaluation.metrics
 
-    lines = [
-        START,
-        "",
-        f"Measured on this repository's own validation splits (`data/validation/`) with bundle "
-        f"`{bundle.name} {bundle.version}` (int8), by `.venv/bin/python -m earful.eval.results"
-        + (f" --fp32-bundle {args.fp32_bundle}" if args.fp32_bundle else "")
-        + (" --skip-bench" if args.skip_bench else "")
-        + "`, which runs `earful eval`"
-        + ("" if args.skip_bench else " and `earful bench`")
-        + ". "
-        "Full reports: `eval/results/int8/report.md`, `eval/results/bench/bench.md`.",
-        "",
-    ]
-    lines += _table(rows)
-    worst = max(ece.items(), key=lambda kv: kv[1]) if ece else None
-    lines += [
-        "",
-        f"Expected calibration error per file and head (n ≥ 200): max {worst[1]:.3f} ({worst[0]}), "
-        f"{sum(v <= 0.05 for v in ece.values())} of {len(ece)} at ≤ 0.05 (goal ≤ 0.05)."
-        if worst
-        else "",
-    ]
-    if drift:
-        lines += _drift_lines(drift, drift_ci)
-    elif summary["int8_minus_fp32_last_measured"]:
-        last = summary["int8_minus_fp32_last_measured"]
-        lines.append(
-            f"int8 vs fp32 was not measured by this run (no --fp32-bundle; `make model` writes the fp32 export under "
-            f"runs/). Last measured with `{last['bundle']}`:"
-        )
-        lines += _drift_lines(last["drift"], last["ci95"])
-    if (OUT / "bench" / "bench.md").exists():  # this run's, or the last run's when it skipped the bench
-        lines += ["", (OUT / "bench" / "bench.md").read_text().split("\n", 2)[2].strip()]
-        if not bench:
-            lines += ["", "(From the last `earful bench` run, `eval/results/bench/bench.md`: this run skipped it.)"]
-    lines += _measured_elsewhere()
-    lines += ["", END]
-    readme = Path("README.md").read_text()
-    if START in readme:
-        readme = readme[: readme.index(START)] + "\n".join(lines) + readme[readme.index(END) + len(END) :]
+
+def main(argv: list[str] | None = None) -> None:
+    from earful.eval.bench import load_bench
+    from earful.models.bundle import Bundle
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", default=None, help="default: models/default")
+    ap.add_argument("--fp32-bundle", help="an fp32 export of the same model, for the int8-vs-fp32 comparison")
+    ap.add_argument("--skip-bench", action="store_true", help="keep the last bench.json (shown with its machine)")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: write the README block and the card's evaluation section again from eval/results/",
+    )
+    args = ap.parse_args(argv)
+    bundle = Bundle.load(args.bundle)
+    if args.render:
+        summary = json.loads((OUT / "summary.json").read_text())
+        if summary["bundle"] != f"{bundle.name} {bundle.version}":
+            raise SystemExit(
+                f"eval/results/summary.json holds the figures of {summary['bundle']}, not of "
+                f"{bundle.name} {bundle.version}: measure this bundle (without --render)"
+            )
+        metrics = json.loads((OUT / "int8" / "metrics.json").read_text())
     else:
-        readme += "\n## Results\n\n" + "\n".join(lines) + "\n"
-    Path("README.md").write_text(readme)
-
-    with edit_bundle(bundle.path) as writer:
-        text = writer.read_text("MODEL_CARD.md") or ""
-        marker = "\n## Evaluation on validation data\n"
-        text = (
-            text.split(marker)[0]
-            + marker
-            + "\n"
-            + "\n".join(lines[2:-2])
-            + "\n\nPer language (sentiment, troll, language), from `eval/results/int8/metrics.json`:\n\n"
-            + _per_language(evaluation.metrics)
-            + "\n"
+        command = ".venv/bin/python -m earful.eval.results" + "".join(
+            f" {a}" for a in (argv if argv is not None else sys.argv[1:])
         )
-        writer.write_text("MODEL_CARD.md", text)
-        writer.update_json("metrics.json", {"evaluation": summary})
-    print("\n".join(lines))
+        summary, metrics = _measure(args, bundle, command)
+    bench_json = OUT / "bench" / "bench.json"
+    bench = load_bench(bench_json) if bench_json.exists() else None  # this run's, or the last one with its machine
+    block = block_lines(summary, bench)
+    write_readme(block)
+    write_card(bundle.path, card_section(block, metrics, summary), summary)
+    print("\n".join(block))
 
 
 def _per_language(metrics: dict) -> str:

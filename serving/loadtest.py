@@ -1,4 +1,4 @@
-"""Load test of ``earful serve`` on this machine (loopback only, bounded).
+"""Load test of ``earful serve`` on the machine it runs on (loopback only, bounded).
 
     python -m earful.serving.loadtest --out bench/service [--bundle PATH]
     python -m earful.serving.loadtest --out /tmp/soak --soak 600 --clients 32   # one long run
@@ -11,11 +11,11 @@ time limit), then the offline throughput again once the service has stopped;
 three such rounds by default. Reports throughput, p50/p99 latency, status
 codes, and the service's throughput at 32 clients as a fraction of the mean of
 its round's two offline figures (measuring before and after cancels a slow
-drift of this machine's speed), as the median round and the range.
+drift of the machine's speed), as the median round and the range.
 
 The client is one asyncio loop speaking plain HTTP/1.1 over keep-alive
 connections, so it costs far less CPU than one thread per client (or aiohttp);
-on a 2-core machine it still competes with the service, which makes the
+on a machine with few cores it still competes with the service, which makes the
 fraction a conservative figure.
 
 ``--soak SECONDS`` runs one level instead, ``--clients`` single-post callers for
@@ -43,6 +43,8 @@ import urllib.parse
 from pathlib import Path
 
 import numpy as np
+
+from earful.machine import heading, machine, stamp
 
 LEVELS = (1, 8, 32, 128)
 
@@ -93,10 +95,10 @@ async def _level(
     ``requests`` are done or ``time_limit`` passes; ``timeline`` gets (seconds
     from the start, status) of every answer.
 
-    A plain asyncio HTTP/1.1 client rather than aiohttp: on a 2-core machine the
-    load generator takes CPU from the service it measures, and this one costs
-    under half of aiohttp's CPU per request (0.14-0.18 against 0.35-0.42 ms at
-    32 clients, alternating runs against one service). It still checks every
+    A plain asyncio HTTP/1.1 client rather than aiohttp: on a machine with few
+    cores the load generator takes CPU from the service it measures, and this one
+    costs under half of aiohttp's CPU per request (0.14-0.18 against 0.35-0.42 ms
+    at 32 clients, alternating runs against one service). It still checks every
     answer: status line, length or chunks, and that a 200 body is the results
     envelope."""
     parsed = urllib.parse.urlsplit(url)
@@ -203,22 +205,6 @@ def _service_round(
         return [uvloop.run(_level(url, texts, c, requests, time_limit)) for c in LEVELS]
 
 
-#: Instruction-set flags that change onnxruntime's int8 speed, listed by :func:`machine` where present.
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
-
-
-def machine() -> str:
-    """The processor, in words: figures from machines with and without VNNI differ several-fold."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    model = fields.get("model name\t", "").strip() or "unknown processor"
-    flags = set(fields.get("flags\t\t", "").split())
-    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "no VNNI"
-    listed = " ".join(f for f in ISA_FLAGS if f in flags) or "none listed"
-    return f"{model}, {os.cpu_count()} cores, {simd}, {vnni} (flags: {listed})"
-
-
 def _logged_overheads(log_path: Path) -> list[int]:
     """The run overhead each worker measured at start-up, from its model_loaded log line."""
     found = []
@@ -237,7 +223,7 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
 
     Each round's fraction divides its 32-client throughput by the mean of its
     two offline figures. The report gives the median round and the range,
-    because on a shared 2-core machine one round can differ from the next by
+    because on a shared machine one round can differ from the next by
     a factor of two."""
     from earful.eval.bench import sample_posts
     from earful.models.predictor import Predictor
@@ -273,7 +259,7 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
         "fraction_range": [min(fractions), max(fractions)],
         "posts_per_request": 1,
         "cores": os.cpu_count(),
-        "machine": machine(),
+        **stamp(),
         "offline_run_overhead_tokens": overhead,
         "workers": os.environ.get("EARFUL_WORKERS", "default"),
         "threads": os.environ.get("EARFUL_THREADS", "default"),
@@ -286,16 +272,19 @@ def run(bundle: str | None, out: Path, n_posts: int, requests: int, time_limit: 
 def _markdown(result: dict) -> str:
     median = next(x for x in result["rounds"] if x["round"] == result["median_round"])
     lines = [
-        f"Median of {len(result['rounds'])} rounds (round {median['round']}), on {result['machine']}:",
+        heading(result),
+        "",
+        f"Median of {len(result['rounds'])} rounds (round {median['round']}):",
         "",
         "| clients | requests | req/s | req/s, all rounds | p50 ms | p99 ms | status codes | client CPU ms/request |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for i, v in enumerate(median["levels"]):
         every = " / ".join(str(x["levels"][i]["throughput_rps"]) for x in result["rounds"])
+        codes = {int(code): n for code, n in v["codes"].items()}  # JSON keeps them as strings
         lines.append(
             f"| {v['clients']} | {v['requests']} | {v['throughput_rps']} | {every} | {v['p50_ms']} | {v['p99_ms']} | "
-            f"{v['codes']} | {v['client_cpu_ms_per_request']} |"
+            f"{codes} | {v['client_cpu_ms_per_request']} |"
         )
     lo, hi = result["fraction_range"]
     before, after = median["offline_before_after"]
