@@ -27,8 +27,8 @@ from earful.export import token_scales
 from earful.export.rounding import DAMPING, round_to_nearest, round_weights
 from earful.export.smoothing import ALPHA, smooth_activations, token_activations, weighted_matmuls
 from earful.export.static_shapes import static_reshapes
-from earful.export.threshold import ThresholdError, fit_threshold, record_threshold, training_validation_files
-from earful.export.writer import BundleWriter, new_bundle
+from earful.export.threshold import ThresholdError, fit_threshold, record_threshold
+from earful.export.writer import BundleWriter, new_bundle, portable, portable_path, run_name
 from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD
 from earful.models.tokenization import TOKENIZER_FILE, TextEncoder
 from earful.training.network import MultiTaskModel, trained_folder
@@ -309,12 +309,21 @@ def _base_trim(base: str | None) -> dict | None:
 
 
 def _base_description(base: str | None) -> str:
-    """What the base encoder is, for the model card: the name and weights its folder's ``source.json``
-    records (``earful base`` writes one), else the folder as training.json gives it."""
+    """What the base encoder is: the name and weights its folder's ``source.json`` records (``earful base``
+    writes one), else the folder's name; never its path on the machine that built the bundle."""
     source = _base_json(base, "source.json")
     if source is None:
-        return base or "unknown"
-    return f"{source['name']} ({source['weights']})" if source.get("weights") else source.get("name", base)
+        return run_name(base) if base else "unknown"
+    name = source.get("name") or run_name(base)
+    return f"{name} ({source['weights']})" if source.get("weights") else name
+
+
+def base_model_description(base: str | None) -> str:
+    """bundle.json's ``base_model``: :func:`_base_description`, and the vocabulary it was cut to when the
+    folder's ``trim.json`` says (``earful base --trim-vocab``); the same on any machine."""
+    trim = _base_trim(base)
+    cut = f", vocabulary trimmed to {trim['pieces_after']:,} pieces" if trim and trim.get("pieces_after") else ""
+    return _base_description(base) + cut
 
 
 def _json_file(path: Path) -> dict:
@@ -386,7 +395,7 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
         "for social posts.",
         "",
         "## Model",
-        f"- Base encoder: {_base_description(info['base_model'])}; mean pooling; one linear head per task.",
+        f"- Base encoder: {info['base_model']}; mean pooling; one linear head per task.",
         f"- Languages of the lang head: {', '.join(info['languages'])}.",
         f"- Inputs: prefix {info['input_prefix']!r}, at most {info['max_length']} tokens (longer posts are truncated "
         "and flagged).",
@@ -461,15 +470,20 @@ def _model_card(info: dict[str, Any], metrics: dict[str, Any], card_extra: str |
     return "\n".join(lines)
 
 
-def _fit_troll_threshold(writer: BundleWriter, variant: str) -> None:
-    """Choose the bundle's troll decision threshold on the validation files training used, when they are
-    at hand and label trolls enough (:mod:`earful.export.threshold`); else it stays 0.5 and metrics.json says why."""
+def _fit_troll_threshold(writer: BundleWriter, variant: str, validation: list[str]) -> None:
+    """Choose the bundle's troll decision threshold on the validation files training used (``validation``, as
+    the training config names them), when they are at hand and label trolls enough
+    (:mod:`earful.export.threshold`); else it stays 0.5 and metrics.json says why."""
     bundle = writer.seal()
+    files = [f for f in validation if Path(f).is_file()]
     try:
-        record_threshold(writer, fit_threshold(bundle, training_validation_files(bundle), variant))
+        record_threshold(writer, fit_threshold(bundle, files, variant))
     except ThresholdError as e:
+        reason = str(e)
+        for f in files:  # the files as the bundle names them, not their local paths
+            reason = reason.replace(str(f), portable_path(f))
         writer.update_json(
-            "metrics.json", {"troll_threshold": {"threshold": DEFAULT_TROLL_THRESHOLD, "not_fitted": str(e)}}
+            "metrics.json", {"troll_threshold": {"threshold": DEFAULT_TROLL_THRESHOLD, "not_fitted": reason}}
         )
 
 
@@ -564,7 +578,7 @@ def export_bundle(
             "version": version,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "format": 1,
-            "base_model": training.get("base_model", "unknown"),
+            "base_model": base_model_description(training.get("base_model")),
             "languages": list(cfg.languages),
             "max_length": cfg.max_length,
             "input_prefix": cfg.input_prefix,
@@ -595,15 +609,19 @@ def export_bundle(
             "vocabulary_trim": trim_report,
             "base_vocabulary_trim": _base_trim(training.get("base_model")),
         }
+        # Runs, the base encoder and data files are named as they are on any machine, never by local paths.
+        metrics = portable(metrics)
         writer.write_json("metrics.json", metrics)
         writer.write_json(
             "provenance.json",
-            {
-                "training": training.get("config", {}),
-                "encoder_config": model.encoder.config.to_dict(),
-                **(provenance or {}),
-            },
+            portable(
+                {
+                    "training": training.get("config", {}),
+                    "encoder_config": model.encoder.config.to_dict(),
+                    **(provenance or {}),
+                }
+            ),
         )
         writer.write_text("MODEL_CARD.md", _model_card(info, metrics, card))
-        _fit_troll_threshold(writer, variants[0])
+        _fit_troll_threshold(writer, variants[0], training.get("config", {}).get("validation", []))
     return out_dir

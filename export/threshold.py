@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earful.export.writer import BundleWriter
+from earful.export.writer import BundleWriter, portable
 from earful.labelled import read_labelled
 from earful.metrics import macro_f1
 from earful.models.bundle import BUNDLE_FILE, DEFAULT_TROLL_THRESHOLD, Bundle
@@ -132,7 +132,7 @@ def record_threshold(writer: BundleWriter, fit: ThresholdFit, version: str | Non
     metrics.json and the model card."""
     changes = {"troll_threshold": fit.threshold, **({"version": version} if version else {})}
     info = writer.update_json(BUNDLE_FILE, changes)
-    writer.update_json("metrics.json", {"troll_threshold": asdict(fit)})
+    writer.update_json("metrics.json", {"troll_threshold": portable(asdict(fit))})  # files as any checkout names them
     card = writer.read_text("MODEL_CARD.md")
     if card is not None:
         card = _with_card_section(card, _card_section(fit))

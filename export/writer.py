@@ -10,6 +10,7 @@ side (an evaluation recording its figures) can write without importing torch or 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,62 @@ from typing import Any
 from earful.hashing import sha256_file
 from earful.models.bundle import MANIFEST, Bundle
 
-__all__ = ["BundleWriter", "copy_bundle", "edit_bundle", "new_bundle"]
+__all__ = ["BundleWriter", "copy_bundle", "edit_bundle", "new_bundle", "portable", "portable_path", "run_name"]
+
+#: Keys whose values name a training run or an encoder folder; a bundle records the folder's name only.
+FOLDER_KEYS = frozenset({"output_dir", "init_from", "base", "base_model", "model", "refitted_from", "source"})
+
+_ABSOLUTE = re.compile(r"^(/|~/|[A-Za-z]:[\\/]|\\\\)")
+
+
+def run_name(folder: str | Path) -> str:
+    """The name a bundle gives a run or encoder folder: its own name (``runs/default-stage3/best`` →
+    ``default-stage3``), never the path it had on the machine that built the bundle."""
+    path = Path(str(folder).replace("\\", "/").rstrip("/"))
+    if path.name in ("best", "checkpoint") and path.parent.name:
+        path = path.parent
+    return path.name or str(folder)
+
+
+def portable_path(path: str | Path) -> str:
+    """A file path as a bundle may record it: relative to the repository (the working directory) when the file
+    is inside it, such as ``data/train/olid.csv.gz``, which names the same file in every checkout; otherwise,
+    and for run folders (``runs/…``), the file's name alone."""
+    text = str(path)
+    candidate = Path(text).expanduser()
+    if _ABSOLUTE.match(text):
+        try:
+            candidate = candidate.resolve().relative_to(Path.cwd().resolve())
+        except (ValueError, OSError):
+            return _file_name(text)
+    parts = candidate.parts
+    if not parts or ".." in parts or parts[0] == "runs" or _ABSOLUTE.match(candidate.as_posix()):
+        return _file_name(text)
+    return candidate.as_posix()
+
+
+def _file_name(text: str) -> str:
+    return Path(text.replace("\\", "/").rstrip("/")).name or text
+
+
+def _is_path(text: str) -> bool:
+    return bool(_ABSOLUTE.match(text)) or text.startswith(("runs/", "./", "../"))
+
+
+def portable(value: Any, key: str | None = None) -> Any:
+    """``value`` (JSON data for a bundle file) with the build machine's paths taken out: run and encoder folders
+    (:data:`FOLDER_KEYS`) by :func:`run_name`, any other absolute or ``runs/`` path by :func:`portable_path`;
+    repository-relative data files stay as they are."""
+    if isinstance(value, dict):
+        return {k: portable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, key) for v in value]
+    if isinstance(value, str) and value:
+        if key in FOLDER_KEYS and ("/" in value or "\\" in value):
+            return run_name(value)
+        if _is_path(value):
+            return portable_path(value)
+    return value
 
 
 class BundleWriter:

@@ -176,7 +176,7 @@ class Predictor:
         )
 
     def measure_run_cost(self, repeats: int = 5) -> int:
-        """Time runs of two sizes on this machine and plan later runs with the fixed cost they show.
+        """Time runs of two sizes on the machine it runs on and plan later runs with the fixed cost they show.
 
         The default overhead was measured on one machine; on another the ratio of
         a run's fixed cost to its per-token cost can differ several-fold (see

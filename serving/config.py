@@ -1,7 +1,7 @@
 """Service settings, from environment variables (``earful serve`` sets them from its flags).
 
-Tuned for a 2-core machine; the measurements behind it are in the README's
-service section: two model workers (one per core) with single-threaded
+Defaults for a 2-core machine; the measurements behind them are in docs/performance.md,
+"Service tuning": two model workers (one per core) with single-threaded
 onnxruntime sessions, batches of up to 64 posts, and a queueing budget of 3 s
 past which a request is refused with 503 rather than queued without bound.
 """

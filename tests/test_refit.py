@@ -213,18 +213,19 @@ def test_the_card_lists_every_run_that_made_the_model_with_its_recorded_time(
     lineage = json.loads((bundle / "metrics.json").read_text())["lineage"]
     first_run = json.loads((tiny_run / "checkpoint" / "state.json").read_text())
     assert [step["command"] for step in lineage] == ["train", "refit-head", "train"]
-    assert lineage[0]["output_dir"] == str(tiny_run) and lineage[0]["steps"] == first_run["step"]
+    # runs are named by their folder's name, not their local path (docs/architecture.md, "Bundles")
+    assert lineage[0]["output_dir"] == tiny_run.name and lineage[0]["steps"] == first_run["step"]
     assert lineage[0]["seconds"] == first_run["seconds"] > 0
     assert lineage[1]["heads"] == ["lang", "troll"] and lineage[1]["rows"] > 0
     assert lineage[2] == {
         "command": "train",
-        "output_dir": str(tmp_path / "stage2"),
-        "init_from": str(refit_out),
+        "output_dir": "stage2",
+        "init_from": refit_out.name,
         "steps": 3,
         "seconds": stage2.seconds,
     }
     card = (bundle / "MODEL_CARD.md").read_text()
     section = card.split("## Training runs (as each run recorded its time)\n")[1].split("\n\n")[0].splitlines()
-    assert section[0].startswith(f"- `earful train` → `{tiny_run}`: {first_run['step']} steps, ")
-    assert section[1].startswith(f"- `earful refit-head` of `{tiny_run}` (lang, troll): ")
-    assert section[2].startswith(f"- `earful train` → `{tmp_path / 'stage2'}`, from `{refit_out}`: 3 steps, ")
+    assert section[0].startswith(f"- `earful train` → `{tiny_run.name}`: {first_run['step']} steps, ")
+    assert section[1].startswith(f"- `earful refit-head` of `{tiny_run.name}` (lang, troll): ")
+    assert section[2].startswith(f"- `earful train` → `stage2`, from `{refit_out.name}`: 3 steps, ")

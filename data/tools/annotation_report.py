@@ -80,10 +80,10 @@ def main() -> None:
     lines = [
         HEADING,
         "",
-        "Who and how: every label below was assigned by reading the post, one at a time, following "
-        "`../shared/ANNOTATION.md`, by LLM annotation agents (Claude, run as separate helper sessions of the earful "
-        "developers), one agent per batch; no keyword rule or model prediction was used to assign a label. "
-        "The second pass was made by a separate agent that saw only the texts, not the first labels. "
+        "Who and how: every label below was assigned by an LLM annotator (Claude) reading the post, one at a "
+        "time, and following the labelling guideline, `docs/annotation.md`; each batch had one annotator working "
+        "independently of the others, and no keyword rule or model prediction was used to assign a label. "
+        "The second pass was made by another annotator that saw only the texts, not the first labels. "
         "Round 1 (2026-11-22: preotiuc_*, airline_a/b, spotify_a/b, second_pass) gives the validation rows; "
         "round 2 (2026-12-02: airline_c/d/e, spotify_c, second_pass_2, drawn by "
         "`data/tools/make_annotation_batches.py` from the posts round 1 left) adds training rows only.",
