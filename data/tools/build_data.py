@@ -256,8 +256,8 @@ META: dict[str, dict] = {
         "dataset_dir": "data/annotation/translations (translations of twcs_annotated training posts)",
         "repo": "earful: data/annotation/translations/twcs_translations.csv, translated from the twcs_annotated "
         "training rows (sources as twcs_annotated)",
-        "license": 'Translations of posts from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 per '
-        "asappresearch data/LICENSE (as twcs_annotated). NON-COMMERCIAL - flag for a commercial service. Labels: "
+        "license": 'Translations of posts from Kaggle "Customer Support on Twitter" (thoughtvector), CC BY-NC-SA 4.0 '
+        "per asappresearch data/LICENSE (as twcs_annotated). NON-COMMERCIAL - flag for a commercial service. Labels: "
         "earful's own hand annotation of the English source posts, carried over.",
         "non_commercial": True,
         "license_unclear": False,
@@ -874,7 +874,8 @@ def twcs_translated(annotation: Path, annotated: Source | None, notes: list[str]
     for why, n in sorted(skipped.items()):
         notes.append(f"{name}: {n} translations skipped ({why})")
     rows = drop_empty(rows, stats)
-    return Source(name, rows, [], {**META[name], "validation_origin": "none: training only (validation stays real posts)"}, stats)
+    meta = {**META[name], "validation_origin": "none: training only (validation stays real posts)"}
+    return Source(name, rows, [], meta, stats)
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,9 @@ def main() -> None:
     rows = [
         r
         for r in rows
-        if r["lang"] == "en" and r["complaint_type"] in TARGET and r["sentiment"]
+        if r["lang"] == "en"
+        and r["complaint_type"] in TARGET
+        and r["sentiment"]
         and len(_STRIP.sub(" ", r["text"]).split()) >= 4
     ]
     rng = random.Random(SEED)
@@ -52,9 +54,7 @@ def main() -> None:
         rng.shuffle(got)
         picked[ct] = got
     # interleave: each prefix keeps the types' proportions
-    order = sorted(
-        ((i + 0.5) / len(v), ct, r) for ct, v in picked.items() for i, r in enumerate(v)
-    )
+    order = sorted(((i + 0.5) / len(v), ct, r) for ct, v in picked.items() for i, r in enumerate(v))
     w = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
     for _, ct, r in order:
         w.writerow([r["id"], ct, r["sentiment"], " ".join(r["text"].split())])
