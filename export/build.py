@@ -600,7 +600,11 @@ def export_bundle(
                 "int8_max_abs_diff": parity.int8_max_abs_diff,
                 "int8_label_agreement": parity.int8_label_agreement,
                 "texts": len(PARITY_TEXTS),
-                "int8_float_activations": {k: round(v, 1) for k, v in outliers.items()},
+                # Kept out of dynamic quantization; the per-token rewrite then quantizes their inputs per token too.
+                "int8_outlier_matmuls": {
+                    "range_over_rms": {k: round(v, 1) for k, v in outliers.items()},
+                    "activations": "int8 per token" if per_token else "float (onnxruntime MatMulNBits)",
+                },
                 "int8_smoothing": smoothing,
                 "int8_weight_rounding": rounding,
                 token_scales.METRICS_KEY: per_token,

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -125,6 +126,11 @@ def test_onnx_matches_torch_and_int8_drift_is_bounded(tiny_run, tiny_bundle):
         assert np.abs(prob(r) - prob(b)).max() < 0.1, task.name
     recorded = json.loads((tiny_bundle / "metrics.json").read_text())["export_parity"]
     assert recorded["fp32_max_abs_diff"] < 1e-4
+    # what metrics.json says of the outlier MatMuls matches the graph: no int8 weight feeds a float MatMul
+    assert recorded["int8_outlier_matmuls"]["activations"] == "int8 per token"
+    graph = onnx.load(str(tiny_bundle / "model.int8.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert not [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & dequantized]
 
 
 @pytest.fixture
