@@ -59,7 +59,8 @@ class ConversationSections:
         self.columns = options.resolve(list(first_row), str(source))
         absent = None
         if self.columns is None:
-            absent = (
+            absent = threads.layout_hint(first_row) if options.detect_layout else None
+            absent = absent or (
                 "the archive has no conversation columns (the Customer Support on Twitter layout is recognised; "
                 "otherwise name them with --id-column, --inbound-column, --reply-to-column, --time-column or --mapping)"
             )

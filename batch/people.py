@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from earful.batch.threads import BRAND, COMPLAINTS, MISSING, ReplyIndex, ThreadColumns, _table, id_key
+from earful.batch.threads import BRAND, COMPLAINTS, MISSING, ReplyIndex, ThreadColumns, _h3, _table, id_key
 from earful.schema import COMPLAINT_TYPES, SENTIMENTS
 
 #: Repeat complainers listed at most (the JSON's ``repeat_complainers.authors``); the count covers all of them.
@@ -244,7 +244,7 @@ def render_html(s: PeopleSummary) -> str:
             (p["author"], p["posts"], p["complaints"], _mix(p["complaint_types"]), _mix(p["sentiments"]))
             for p in s.most_active
         ]
-        out.append("<h3>Most active authors</h3>" + _table(head, rows))
+        out.append(_h3("Most active authors") + _table(head, rows))
         rc = s.repeat_complainers
         share = (
             f", {100 * rc['share_of_complaints']:.0f}% of all complaints"
@@ -252,7 +252,7 @@ def render_html(s: PeopleSummary) -> str:
             else ""
         )
         out.append(
-            f"<h3>Repeat complainers (≥ {s.min_complaints} complaints)</h3><p>{rc['count']} authors, "
+            _h3(f"Repeat complainers (≥ {s.min_complaints} complaints)") + f"<p>{rc['count']} authors, "
             f"{rc['complaints']} complaints{share}"
             + (f"; the first {rc['listed']} listed" if rc["count"] > rc["listed"] else "")
             + ".</p>"
@@ -269,7 +269,7 @@ def render_html(s: PeopleSummary) -> str:
     if "absent" in r:
         out.append(f"<p>No reach: {e(r['absent'])}.</p>")
     else:
-        out.append(f"<h3>Complaints weighted by reach (<code>{e(s.reach_column or '')}</code>)</h3>")
+        out.append(_h3(f"Complaints weighted by reach ({s.reach_column or ''})"))
         rows = [
             (
                 k,
@@ -280,13 +280,13 @@ def render_html(s: PeopleSummary) -> str:
             for k, v in r["by_complaint_type"].items()
             if k in COMPLAINTS
         ]
-        out.append(_table(("complaint type", "posts", "total reach", "share of complaint reach"), rows))
-        out.append("<h3>Highest-reach complaints</h3>")
+        out.append(_table(("complaint type", "posts", "total reach", "share of complaint reach"), rows, num=(2, 3)))
+        out.append(_h3("Highest-reach complaints"))
         rows = [
             (f"{p['reach']:,.0f}", p["complaint_type"], p["author"] or "", p["id"] or "", str(p["text"] or "")[:300])
             for p in r["top_complaints"]
         ]
-        out.append(_table(("reach", "type", "author", "id", "text"), rows))
+        out.append(_table(("reach", "type", "author", "id", "text"), rows, num=(0,), wide=True))
     return "\n".join(out)
 
 

@@ -47,7 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from earful.batch.conversation import ConversationOptions
-from earful.batch.threads import BRAND, BRAND_STATUS, THREAD_FIELDS, Replies, ThreadColumns, build_replies, explain
+from earful.batch.threads import (
+    BRAND,
+    BRAND_STATUS,
+    THREAD_FIELDS,
+    Replies,
+    ThreadColumns,
+    build_replies,
+    explain,
+    layout_hint,
+)
 from earful.models.tokenization import replace_lone_surrogates
 from earful.schema import COMPLAINT_TYPES, SENTIMENTS
 from earful.tabular import TableError, count_rows, detect_format, has_undecodable, iter_rows, open_text_writer
@@ -453,7 +462,7 @@ def score(
     rows_total = assemble(partial, out)
     shutil.rmtree(partial)
     seconds = time.monotonic() - started
-    return ScoreSummary(
+    summary = ScoreSummary(
         str(out),
         rows_total,
         round(seconds, 2),
@@ -465,6 +474,11 @@ def score(
         replaced,
         *conversation_summary(replies, conversation),
     )
+    if conversation is None and options.conversation.detect_layout:
+        hint = layout_hint(next(iter_rows(src)).data)
+        if hint:
+            summary.threads = {"notes": [hint]}
+    return summary
 
 
 def conversation_summary(replies: Replies | None, conversation: ThreadColumns | None):

@@ -127,6 +127,26 @@ def detect(columns: Iterable[str]) -> ThreadColumns | None:
     return TWCS if set(TWCS.columns()) <= have else None
 
 
+def _twcs_missing(have: set[str]) -> list[str]:
+    """The TWCS mapping's fields whose column ``have`` lacks."""
+    return [f.name for f in fields(TWCS) if f.name != "brands" and (c := getattr(TWCS, f.name)) and c not in have]
+
+
+def layout_hint(columns: Iterable[str]) -> str | None:
+    """Why an archive that looks like the TWCS layout is not read as threads (None when it is not near it): it has
+    a reply column and lacks at most two of the others."""
+    have = set(columns)
+    missing = _twcs_missing(have)
+    if not missing or len(missing) > 2 or not ({TWCS.reply_to, TWCS.responses} & have):
+        return None
+    names = ", ".join(str(getattr(TWCS, m)) for m in missing)
+    fix = "--inbound-column, or --brand-authors A,B" if missing == ["inbound"] else "--help lists the flags"
+    return (
+        f"the archive has Customer Support on Twitter columns but not {names}, so its threads are not read "
+        f"(no brand replies told apart, no response times); name the columns ({fix}) to read them"
+    )
+
+
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """A mapping file: JSON or TOML, keys among id, author, inbound, time, reply_to, responses, reach, brands."""
     p = Path(path)
@@ -155,11 +175,22 @@ def resolve_columns(
     ``detect_layout`` is false), overridden by a mapping file, overridden by flags (``id=..., author=...``; None
     means not given). None when nothing names a conversation column. Checked against ``present``."""
     present = list(present)
+    given: dict[str, Any] = load_mapping(mapping_file) if mapping_file else {}
+    given.update({k: v for k, v in flags.items() if v is not None})
     base = detect(present) if detect_layout else None
+    if detect_layout and base is None:
+        # the layout with some columns missing, where what is given stands in for them (brands for inbound)
+        missing = _twcs_missing(set(present))
+        covered = {k for k, v in given.items() if v} | ({"inbound"} if given.get("brands") else set())
+        if missing and set(missing) <= covered and (TWCS.reply_to in present or TWCS.responses in present):
+            base = ThreadColumns(**{**asdict(TWCS), **dict.fromkeys(missing)})
     values: dict[str, Any] = asdict(base) if base else {}
-    if mapping_file:
-        values.update(load_mapping(mapping_file))
-    values.update({k: v for k, v in flags.items() if v is not None})
+    values.update(given)
+    if values.get("brands") and not values.get("author"):
+        raise ThreadError(
+            f"{source}: brand authors are named (--brand-authors or 'brands'), but no author column to find "
+            "them in; name it with --author-column"
+        )
     if not any(v for k, v in values.items() if k != "brands"):
         return None
     brands = values.get("brands") or ()
@@ -761,8 +792,8 @@ def _heatmap_svg(s: ThreadSummary) -> str:
                 f"<title>{WEEKDAYS[d]} {hour:02d}:00 UTC: {tip}</title></rect>"
             )
     parts.append(
-        f"<text x='{left}' y='{top + 7 * h + 14}'>hour of day (UTC) of "
-        "the customer post; darker = slower first reply</text></svg>"
+        f"<text x='{left}' y='{top + 7 * h + 14}'>hour of day (UTC) of the customer post; darker = slower first "
+        f"reply (lightest {duration(min(vals))}, darkest {duration(max(vals))}; grey: no answered post)</text></svg>"
     )
     return "".join(parts)
 
@@ -792,11 +823,30 @@ def _histogram_svg(s: ThreadSummary) -> str:
     return "".join(parts)
 
 
-def _table(head: tuple[str, ...], rows: list[tuple]) -> str:
+_RIGHT = " style='text-align:right;font-variant-numeric:tabular-nums'"
+
+
+def _table(head: tuple[str, ...], rows: list[tuple], num: Iterable[int] = (), wide: bool = False) -> str:
+    """A table in the report's style; columns ``num`` right-aligned, as are those holding only numbers. Narrow
+    unless ``wide`` (a column of post texts)."""
     e = html.escape
-    out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
-    out += ["<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in row) + "</tr>" for row in rows]
+    right = set(num) | {i for i in range(len(head)) if rows and all(isinstance(r[i], (int, float)) for r in rows)}
+    width = "" if wide else " style='width:auto'"
+    out = [
+        f"<table class='posts'{width}><tr>"
+        + "".join(f"<th{_RIGHT if i in right else ''}>{e(h)}</th>" for i, h in enumerate(head))
+        + "</tr>"
+    ]
+    out += [
+        "<tr>" + "".join(f"<td{_RIGHT if i in right else ''}>{e(str(x))}</td>" for i, x in enumerate(row)) + "</tr>"
+        for row in rows
+    ]
     return "".join(out) + "</table>"
+
+
+def _h3(title: str) -> str:
+    """A sub-heading with room above it (the report's h3 has none: it is made for cards)."""
+    return f"<h3 style='margin-top:18px'>{html.escape(title)}</h3>"
 
 
 def render_html(s: ThreadSummary) -> str:
@@ -821,17 +871,17 @@ def render_html(s: ThreadSummary) -> str:
             " (posts near the archive's end may simply not have been answered yet).</p>"
         )
     out.append(_histogram_svg(s))
-    head = ("", "posts", "answered", "median", "p90")
     for title, groups in (
         ("complaint type", s.by_complaint_type),
         ("sentiment", s.by_sentiment),
         ("language", s.by_language),
     ):
-        out.append(f"<h3>First response by {title}</h3>" + _table(head, _group_rows(groups)))
+        head = (title, "posts", "answered", "median", "p90")
+        out.append(_h3(f"First response by {title}") + _table(head, _group_rows(groups), num=(3, 4)))
     svg = _heatmap_svg(s)
     if svg:
-        out.append("<h3>Median first response by hour of day × day of week</h3>" + svg)
-    out.append("<h3>Oldest unanswered complaints</h3>")
+        out.append(_h3("Median first response by hour of day × day of week") + svg)
+    out.append(_h3("Oldest unanswered complaints"))
     for name, posts in s.oldest_unanswered.items():
         by = u["by_type"][name]
         out.append(f"<h4>{e(name)}: {by['unanswered']} of {by['complaints']} unanswered</h4>")
@@ -843,6 +893,7 @@ def render_html(s: ThreadSummary) -> str:
                         (p["posted_at"] or "", p["id"] or "", p["author"] or "", str(p["text"] or "")[:300])
                         for p in posts
                     ],
+                    wide=True,
                 )
             )
     if s.notes:

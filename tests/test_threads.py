@@ -515,3 +515,81 @@ def test_cli_bad_conversation_flags_are_one_line_errors(tiny_bundle, tmp_path):
     assert r.returncode == 2 and "author=who" in r.stderr and "Traceback" not in r.stderr
     r = _cli("report", scored, "-o", tmp_path / "r.html", "--min-complaints", "0")
     assert r.returncode == 2 and "--min-complaints" in r.stderr
+
+
+def _twcs_without_inbound(path: Path) -> set[str]:
+    """The TWCS sample without its inbound column, written to ``path``; returns the brands' author names."""
+    rows = list(csv.DictReader(open(TWCS_SAMPLE, encoding="utf-8")))
+    write_rows(path, [{k: v for k, v in r.items() if k != "inbound"} for r in rows])
+    return {r["author_id"] for r in rows if r["inbound"] == "FALSE"}
+
+
+def test_twcs_layout_without_inbound_is_explained_and_brand_authors_stand_in(tiny_bundle, tmp_path):
+    brands = _twcs_without_inbound(tmp_path / "in.csv")
+    s = score(tmp_path / "in.csv", tmp_path / "plain.parquet", ScoreOptions(bundle=str(tiny_bundle)), progress=False)
+    assert s.roles == {} and s.status_counts == {"ok": 121}
+    assert "Customer Support on Twitter columns but not inbound" in s.threads["notes"][0]
+    assert "--brand-authors" in s.threads["notes"][0]
+    result = _section(tmp_path / "plain.parquet", ConversationOptions())
+    assert "but not inbound" in result["threads"]["absent"]
+    named = ConversationOptions(brands=",".join(sorted(brands)))
+    s = score(
+        tmp_path / "in.csv",
+        tmp_path / "o.parquet",
+        ScoreOptions(bundle=str(tiny_bundle), conversation=named),
+        progress=False,
+    )
+    assert s.roles == {"customer": 66, "brand": 55} and s.threads["answered"] == 55
+    assert _section(tmp_path / "o.parquet", named)["threads"]["overall"]["median_s"] == 314.0
+
+
+def test_brand_authors_without_an_author_column_are_refused():
+    with pytest.raises(ThreadError, match="no author column.*--author-column"):
+        resolve_columns({"id": 1, "text": "x"}, "in.csv", brands="Acme")
+    near = {"id": 1, "text": "x", "in_response_to_tweet_id": ""}  # far from the layout: no hint
+    assert resolve_columns(near, "in.csv") is None
+
+
+def test_cli_bad_thread_archives_get_a_message_never_a_traceback(tiny_bundle, tmp_path):
+    _twcs_without_inbound(tmp_path / "no_inbound.csv")
+    base = {"author_id": "a", "inbound": "True", "text": "my app crashes", "response_tweet_id": ""}
+    write_rows(
+        tmp_path / "messy.csv",
+        [
+            {**base, "tweet_id": "1", "created_at": "2017-10-31T22:10:47Z", "in_response_to_tweet_id": "99"},
+            {**base, "tweet_id": "2", "created_at": "2017-10-31 22:20:00", "in_response_to_tweet_id": ""},
+            {**base, "tweet_id": "3", "inbound": "False", "created_at": "2017-10-31T22:00:00+01:00"}
+            | {"in_response_to_tweet_id": "2"},
+            {**base, "tweet_id": "x", "inbound": "maybe", "created_at": "not a time", "in_response_to_tweet_id": ""},
+        ],
+    )
+    r = _cli("score", tmp_path / "messy.csv", "-o", tmp_path / "m.parquet", "--bundle", tiny_bundle)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    notes = " ".join(json.loads(r.stdout)["threads"]["notes"])
+    for said in ("not in the archive", "times out of order", "cannot be read", "read as UTC", "neither true"):
+        assert said in notes, said
+    r = _cli("report", tmp_path / "m.parquet", "-o", tmp_path / "m.html")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = _cli("score", tmp_path / "no_inbound.csv", "-o", tmp_path / "n.parquet", "--bundle", tiny_bundle)
+    assert r.returncode == 0 and "but not inbound" in r.stdout, r.stderr
+    r = _cli(
+        "score",
+        TWCS_SAMPLE,
+        "-o",
+        tmp_path / "y.parquet",
+        "--bundle",
+        tiny_bundle,
+        "--no-threads",
+        "--brand-authors",
+        "x",
+    )
+    assert r.returncode == 2 and "no author column" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_tables_are_styled_and_the_heatmap_has_a_scale(tmp_path):
+    rows, _ = scored_conversation(40)
+    write_rows(tmp_path / "scored.parquet", rows)
+    page = render_html(_section(tmp_path / "scored.parquet"))
+    assert "<table>" not in page and "<table class='posts'" in page
+    assert "<th>complaint type</th><th style='text-align:right" in page  # numbers right-aligned under their heads
+    assert "darker = slower first reply (lightest " in page and "grey: no answered post" in page
