@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test lint model data bento clean promtool
+.PHONY: install serve test lint model model-hybrid data bento clean promtool
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
@@ -69,6 +69,22 @@ model: install
 	$(BIN)/earful export runs/default-final --out runs/default-bundle-full --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
 	$(BIN)/earful export runs/default-final --out models/default --name earful-default --version $(MODEL_VERSION) \
+		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
+
+# The hybrid recipe (training/configs/hybrid.toml; docs/default-model.md, "The hybrid recipe"): the same base
+# encoder, one training run with the n-gram branch, then a full bundle (with fp32) and an int8-only one under
+# RUNS (default runs/, inside the checkout). Run it again after an interruption: the base is kept once built, and
+# training resumes from its checkpoint (a finished run returns at once). DEVICE=cuda trains on a GPU.
+RUNS ?= runs
+DEVICE ?= auto
+model-hybrid: install
+	$(if $(wildcard $(RUNS)/default-base/trim.json),,$(BIN)/earful base --trim-vocab $(TRAIN_FILES) \
+		--trim-check $(VALIDATION_FILES) --max-pieces 60000 --out $(RUNS)/default-base)
+	$(BIN)/earful train --config training/configs/hybrid.toml --base $(RUNS)/default-base --out $(RUNS)/hybrid \
+		--device $(DEVICE) $(if $(wildcard $(RUNS)/hybrid/checkpoint),--resume)
+	$(BIN)/earful export $(RUNS)/hybrid --out $(RUNS)/hybrid-bundle-full --name earful-hybrid \
+		--version $(MODEL_VERSION) --card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
+	$(BIN)/earful export $(RUNS)/hybrid --out $(RUNS)/hybrid-bundle --name earful-hybrid --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
 
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).

@@ -13,6 +13,7 @@ hold even on a noisy machine:
 * langdetect alone on the same posts, alternating with the int8 predictor for
   three rounds (each side's median and the median of the per-round ratios are
   reported), because that ratio is near 1 and the machine's speed drifts;
+* for a bundle with the n-gram branch, the share of ``predict`` time at batch 64 spent making the n-gram ids;
 * the machine's peak matrix-multiply throughput (onnxruntime MatMul fp32 and
   MatMulInteger int8), and the fraction of the int8 peak the predictor reaches,
   counting the encoder's FLOPs from the posts' real token counts.
@@ -58,6 +59,9 @@ class BenchResult:
     #: int8 / langdetect posts/s in each of the alternating rounds (the reported figure is their median).
     speedup_vs_langdetect_rounds: list[float]
     peak_rss_mb_predictor: float
+    #: Share of int8 ``predict`` time at batch 64 spent computing and padding the posts' n-gram ids (None: the
+    #: bundle has no n-gram branch).
+    ngram_share_of_predict: float | None = None
     notes: list[str] = field(default_factory=list)
     #: The machine and UTC date of the run (:func:`earful.machine.stamp`); empty in results that predate them.
     machine: str = ""
@@ -126,6 +130,16 @@ def _throughput(fn, texts: list[str], batch: int) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def _ngram_share(predictor, texts: list[str], batch: int = 64) -> float:
+    """Time making the n-gram ids of ``texts`` in slices of ``batch`` over the time ``predict`` takes on them."""
+    from earful.models.ngrams import pad_ngrams
+
+    def grams(chunk: list[str]):
+        return pad_ngrams(predictor.encoder.encode_ngrams(chunk))
+
+    return _throughput(predictor.predict, texts, batch) / _throughput(grams, texts, batch)
+
+
 def encoder_gflop(n_tokens: np.ndarray, layers: int, hidden: int, ff: int) -> float:
     """Mean GFLOP per post: the linear layers (2·params·tokens) plus attention's
     two T×T products per layer (4·T²·hidden)."""
@@ -185,6 +199,7 @@ def run_bench(
     ratios = [a / b for a, b in zip(int8_rounds, langdetect_rounds, strict=True)]
     lat_int8 = _latency(int8.predict, texts, latency_posts)
     rss = _rss_mb()
+    ngram_share = _ngram_share(int8, texts) if int8.encoder.ngrams is not None else None
     pps_fp32 = lat_fp32 = None
     fp32_source = _fp32_source(int8.bundle, fp32_bundle)
     if fp32_source is not None:
@@ -229,6 +244,7 @@ def run_bench(
         speedup_vs_langdetect=float(np.median(ratios)),
         speedup_vs_langdetect_rounds=ratios,
         peak_rss_mb_predictor=rss,
+        ngram_share_of_predict=ngram_share,
         notes=notes,
         **stamp(),
     )
@@ -320,5 +336,10 @@ def bench_markdown(result: BenchResult) -> str:
         f"- bundle load {result.bundle_load_s:.2f} s (checksums included); peak RSS with the int8 predictor "
         f"{result.peak_rss_mb_predictor:.0f} MB",
     ]
+    if result.ngram_share_of_predict is not None:
+        lines.append(
+            f"- n-gram ids: {100 * result.ngram_share_of_predict:.1f}% of int8 predict time at batch 64 (computed once "
+            "per post by models/ngrams.py, shared with training)"
+        )
     lines += [f"- note: {n}" for n in result.notes]
     return "\n".join(lines) + "\n"

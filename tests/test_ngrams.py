@@ -135,3 +135,32 @@ def test_training_in_bf16_autocast_runs_and_is_recorded(tmp_path, tiny_base, tin
 
     result = train(tiny_config(tmp_path / "run", tiny_base, tiny_data, precision="bf16", max_steps=3, **SMALL))
     assert json.loads((result.best_dir / "training.json").read_text())["precision"] == "bf16"
+
+
+def test_bench_reports_the_ngram_share_of_predict_time(ngram_bundle, tiny_bundle):
+    from earful.eval.bench import _ngram_share
+
+    share = _ngram_share(Predictor.load(ngram_bundle), POSTS * 20)
+    assert 0 < share < 1
+
+
+def test_ablation_refits_each_head_with_and_without_the_ngram_features(ngram_bundle):
+    from earful.eval.ngram_ablation import ngram_ablation, render_markdown
+
+    result = ngram_ablation(ngram_bundle.parent / "run", rows_per_label=20, max_iterations=20)
+    assert set(result.heads) == {"complaint_type", "sentiment", "troll", "lang"}
+    for r in result.heads.values():
+        assert 0 <= r["encoder_only"] <= 1 and 0 <= r["with_ngrams"] <= 1 and r["train_rows"] > 0
+    assert "| lang |" in render_markdown(result) and result.machine["machine"]
+
+
+def test_the_shipped_recipes_load():
+    """Every recipe in training/configs is a valid TrainConfig; the hybrid one has the branch and normalisation."""
+    from pathlib import Path
+
+    from earful.training.config import TrainConfig
+
+    configs = {p.name: TrainConfig.from_file(p) for p in sorted(Path("training/configs").glob("*.toml"))}
+    hybrid = configs["hybrid.toml"]
+    assert hybrid.ngrams()["dim"] == 32 and hybrid.normalize and hybrid.precision == "auto"
+    assert all(Path(f).is_file() for f in hybrid.train + hybrid.validation)
