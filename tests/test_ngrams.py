@@ -162,5 +162,16 @@ def test_the_shipped_recipes_load():
 
     configs = {p.name: TrainConfig.from_file(p) for p in sorted(Path("training/configs").glob("*.toml"))}
     hybrid = configs["hybrid.toml"]
-    assert hybrid.ngrams()["dim"] == 32 and hybrid.normalize and hybrid.precision == "auto"
+    assert hybrid.ngrams()["dim"] == 16 and hybrid.normalize and hybrid.precision == "auto"
     assert all(Path(f).is_file() for f in hybrid.train + hybrid.validation)
+
+
+def test_the_table_starts_small_with_a_zero_padding_row(ngram_bundle):
+    # N(0, 1) rows for buckets training hardly sees would drown the learned ones in the pooled mean.
+    from earful.training.network import MultiTaskModel
+
+    trained = MultiTaskModel.load(ngram_bundle.parent / "run" / "best")
+    fresh = MultiTaskModel(trained.config)
+    table = fresh.ngram_embedding.weight.detach()
+    assert float(table.abs().max()) <= 1.0 / table.shape[1]
+    assert float(table[0].abs().max()) == 0.0

@@ -77,6 +77,11 @@ class MultiTaskModel(nn.Module):
         if config.ngrams is not None:
             dim = int(config.ngrams["dim"])
             self.ngram_embedding = nn.Embedding(config.ngram_spec.buckets, dim, padding_idx=0)
+            # Small uniform start, as fastText's: a bucket seen a few times in training adds little noise to the
+            # pooled mean, where N(0, 1) rows would drown the n-grams that were learned (docs/default-model.md).
+            with torch.no_grad():
+                self.ngram_embedding.weight.uniform_(-1.0 / dim, 1.0 / dim)
+                self.ngram_embedding.weight[0].zero_()
             self.ngram_norm = nn.LayerNorm(dim)
             width += dim
         self.dropout = nn.Dropout(config.dropout)
