@@ -169,3 +169,18 @@ def test_render_refuses_figures_of_another_bundle(tiny_bundle, tmp_path, monkeyp
     (tmp_path / "summary.json").write_text(json.dumps(_summary()))
     with pytest.raises(SystemExit, match="figures of m 1.0, not of tiny-test 0.0.1"):
         results.main(["--render", "--bundle", str(tiny_bundle)])
+
+
+def test_the_readme_keeps_the_quality_figures_and_the_results_page_every_table(test_cpu, tmp_path):
+    from earful.eval.results import block_lines, readme_lines, write_results_page
+
+    summary = _summary(**stamp())
+    readme = readme_lines(summary)
+    page = tmp_path / "results.md"
+    write_results_page(block_lines(summary, _bench(**stamp()), []), page)
+    text = page.read_text()
+    assert text.startswith("# Results\n") and "**Speed and memory**" in text and "**Quality figures**" in text
+    assert len(_tables_are_headed(text.split("\n"))) == 2
+    assert "**Quality figures**" in "\n".join(readme) and "**Speed and memory**" not in "\n".join(readme)
+    assert readme[-1].endswith("[docs/results.md](docs/results.md).")
+    assert len(_tables_are_headed(readme)) == 1
