@@ -6,7 +6,10 @@ alone and once on it joined with the n-gram branch's (what the heads read), by t
 validation rows training used. The difference is what the n-gram features add beside this encoder; the encoder
 itself was trained beside the branch, so it is not a model trained without one.
 
-    python -m earful.eval.ngram_ablation RUNS/default --out docs/ngram-ablation.json
+    python -m earful.eval.ngram_ablation RUNS/hybrid-final --out docs/ngram-ablation.json --card models/default
+
+``--card`` writes the table into the bundle's model card (and ``metrics.json`` → ``ngram_ablation``) through
+the bundle writer, replacing the one a previous run wrote.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import numpy as np
 
 from earful.machine import heading, stamp
 
-__all__ = ["AblationResult", "main", "ngram_ablation", "render_markdown"]
+__all__ = ["AblationResult", "main", "ngram_ablation", "render_markdown", "write_card_section"]
+
+CARD_TITLE = "## What the n-gram branch adds"
+EVALUATION = "\n## Evaluation on validation data\n"
 
 
 @dataclass
@@ -113,14 +119,41 @@ def render_markdown(result: AblationResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_card_section(bundle: str | Path, result: AblationResult) -> None:
+    """Put the table in the bundle's model card, before its evaluation section, replacing an earlier one."""
+    from earful.export.writer import edit_bundle
+
+    section = f"{CARD_TITLE}\n\n{render_markdown(result)}"
+    with edit_bundle(bundle) as writer:
+        card = writer.read_text("MODEL_CARD.md") or ""
+        if CARD_TITLE in card:
+            start = card.index(CARD_TITLE)
+            end = card.find("\n## ", start + len(CARD_TITLE))
+            card = card[:start] + (card[end + 1 :] if end >= 0 else "")
+        if EVALUATION in card:
+            at = card.index(EVALUATION) + 1
+            card = card[:at] + section + "\n" + card[at:]
+        else:
+            card = card.rstrip("\n") + "\n\n" + section
+        writer.write_text("MODEL_CARD.md", card)
+        writer.update_json("metrics.json", {"ngram_ablation": asdict(result)})
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a training run folder (or its best/) of a model with the n-gram branch")
     ap.add_argument("--rows-per-label", type=int, default=300)
     ap.add_argument("--out", type=Path, help="write the result as JSON here (and Markdown beside it)")
+    ap.add_argument("--card", help="a bundle exported from this model: write the table into its model card")
     args = ap.parse_args(argv)
+    if args.card:
+        from earful.models.bundle import Bundle
+
+        Bundle.load(args.card)  # a bundle that does not verify fails here, before the long measurement
     result = ngram_ablation(args.model, args.rows_per_label)
     print(render_markdown(result))
+    if args.card:
+        write_card_section(args.card, result)
     if args.out:
         args.out.write_text(json.dumps(asdict(result), indent=2))
         args.out.with_suffix(".md").write_text(render_markdown(result))

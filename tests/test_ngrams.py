@@ -154,6 +154,30 @@ def test_ablation_refits_each_head_with_and_without_the_ngram_features(ngram_bun
     assert "| lang |" in render_markdown(result) and result.machine["machine"]
 
 
+def test_the_ablation_goes_into_the_model_card_once(ngram_bundle, tmp_path):
+    from dataclasses import replace
+
+    from earful.eval.ngram_ablation import CARD_TITLE, AblationResult, write_card_section
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(ngram_bundle, bundle)
+    with edit_bundle(bundle) as writer:  # a card with an evaluation section, as eval.results writes it
+        writer.write_text(
+            "MODEL_CARD.md", writer.read_text("MODEL_CARD.md") + "\n## Evaluation on validation data\n\nx\n"
+        )
+    heads = {
+        "lang": {"train_rows": 5, "validation_rows": 4, "encoder_only": 0.5, "with_ngrams": 0.75, "as_trained": 0.7}
+    }
+    result = AblationResult("run", heads, 20, 1.0, {"machine": "Some CPU, 2 cores", "date": "2030-01-01"})
+    write_card_section(bundle, result)
+    write_card_section(bundle, replace(result, heads={"lang": {**heads["lang"], "with_ngrams": 0.8}}))
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert card.index(CARD_TITLE) < card.index("## Evaluation on validation data") and card.endswith("\n\nx\n")
+    assert card.count(CARD_TITLE) == 1 and "| lang | 0.500 | 0.800 | +0.300 | 0.700 |" in card
+    assert "Machine: Some CPU, 2 cores; 2030-01-01." in card
+    assert Bundle.load(bundle).metrics["ngram_ablation"]["heads"]["lang"]["with_ngrams"] == 0.8
+
+
 def test_the_shipped_recipes_load():
     """Every recipe in training/configs is a valid TrainConfig; the hybrid one has the branch and normalisation."""
     from pathlib import Path
