@@ -88,36 +88,77 @@ def per_token_activations(src: Path, dst: Path) -> int:
         helper.make_node("Max", [one + "_float", constant(one + "_floor", np.array(1, np.float32))], [one], name=one),
     ]
 
-    def quantize_rows(x: str, q: str, scale: str, p: str, width: int) -> list:
-        """Nodes that quantize ``x`` (rows of ``width`` channels) to ``q``, one ``scale`` per row ([..., 1])."""
-        return [
-            helper.make_node("ReduceMax", [x], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1),
-            helper.make_node("ReduceMin", [x], [p + "_min"], name=p + "_min", axes=[-1], keepdims=1),
-            helper.make_node("Neg", [p + "_min"], [p + "_neg_min"], name=p + "_neg_min"),
-            helper.make_node("Max", [p + "_max", p + "_neg_min", tiny], [p + "_range"], name=p + "_range"),
+    # The rows of every [posts, tokens, width] activation are the posts × tokens of attention_mask: their count,
+    # zero points and output shapes are made once for the graph instead of once per activation (fewer small nodes
+    # per run, which is what a run of one post pays for; docs/quantization.md).
+    mask_rows = "token_scales_mask_rows"
+    first += [
+        helper.make_node("Reshape", ["attention_mask", flat], [mask_rows], name=mask_rows),
+        helper.make_node("Shape", [mask_rows], [mask_rows + "_count"], name=mask_rows + "_count"),
+        helper.make_node(
+            "ConstantOfShape",
+            [mask_rows + "_count"],
+            [mask_rows + "_zero"],
+            name=mask_rows + "_zero",
+            value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT]),
+        ),
+        helper.make_node("Shape", ["attention_mask"], [mask_rows + "_shape"], name=mask_rows + "_shape"),
+    ]
+    shapes: dict[int, str] = {}
+
+    def token_shape(width: int) -> str:
+        """[posts, tokens, width], made once per width."""
+        if width not in shapes:
+            shapes[width] = name = f"token_scales_shape_{width}"
+            first.append(
+                helper.make_node(
+                    "Concat",
+                    [mask_rows + "_shape", constant(name + "_width", np.array([width], np.int64))],
+                    [name],
+                    name=name,
+                    axis=0,
+                )
+            )
+        return shapes[width]
+
+    def quantize_rows(x: str, q: str, scale: str, p: str, width: int, per_token: bool) -> list:
+        """Nodes that quantize ``x`` (rows of ``width`` channels) to ``q``, one ``scale`` per row ([..., 1]);
+        ``per_token``: ``x`` is [posts, tokens, width], whose rows are attention_mask's."""
+        nodes = [
+            helper.make_node("Abs", [x], [p + "_abs"], name=p + "_abs"),
+            helper.make_node("ReduceMax", [p + "_abs"], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1),
+            helper.make_node("Max", [p + "_max", tiny], [p + "_range"], name=p + "_range"),
             helper.make_node("Mul", [p + "_range", inv_levels], [scale], name=p + "_scale"),
             # QuantizeLinear takes one scale per index of one axis: rows flattened to [rows, width], scales to [rows].
             helper.make_node(
                 "Reshape", [x, constant(p + "_width", np.array([-1, width], np.int64))], [p + "_rows"], name=p + "_rows"
             ),
             helper.make_node("Reshape", [scale, flat], [p + "_row_scale"], name=p + "_row_scale"),
-            helper.make_node("Shape", [p + "_row_scale"], [p + "_count"], name=p + "_count"),
-            helper.make_node(
-                "ConstantOfShape",
-                [p + "_count"],
-                [p + "_row_zero"],
-                name=p + "_row_zero",
-                value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT]),
-            ),
+        ]
+        if per_token:
+            zero, shape = mask_rows + "_zero", token_shape(width)
+        else:
+            zero, shape = p + "_row_zero", p + "_shape"
+            nodes += [
+                helper.make_node("Shape", [p + "_row_scale"], [p + "_count"], name=p + "_count"),
+                helper.make_node(
+                    "ConstantOfShape",
+                    [p + "_count"],
+                    [zero],
+                    name=zero,
+                    value=helper.make_tensor("v", TensorProto.UINT8, [1], [ZERO_POINT]),
+                ),
+                helper.make_node("Shape", [x], [shape], name=shape),
+            ]
+        return nodes + [
             helper.make_node(
                 "QuantizeLinear",
-                [p + "_rows", p + "_row_scale", p + "_row_zero"],
+                [p + "_rows", p + "_row_scale", zero],
                 [p + "_quantized"],
                 name=p + "_quantize",
                 axis=0,
             ),
-            helper.make_node("Shape", [x], [p + "_shape"], name=p + "_shape"),
-            helper.make_node("Reshape", [p + "_quantized", p + "_shape"], [q], name=p + "_unflatten"),
+            helper.make_node("Reshape", [p + "_quantized", shape], [q], name=p + "_unflatten"),
         ]
 
     inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
@@ -160,7 +201,7 @@ def per_token_activations(src: Path, dst: Path) -> int:
             drop.add(node.name)
             continue
         constant(zero_point, np.array(ZERO_POINT, np.uint8))  # now one fixed zero point
-        replace[node.name] = quantize_rows(x, q, scale, p, inits[matmuls[0].input[1]].dims[0])
+        replace[node.name] = quantize_rows(x, q, scale, p, inits[matmuls[0].input[1]].dims[0], ranks.get(x) == 3)
     # MatMuls kept out of dynamic quantization (int8 weights before a float MatMul, see export.quantize_int8):
     # with a scale per token an outlier token no longer squeezes the others, and onnxruntime's MatMulNBits,
     # which ran them, cost about 3x an int8 MatMul; they take the per-token path too.
@@ -178,7 +219,7 @@ def per_token_activations(src: Path, dst: Path) -> int:
         levels, channel_scale, channel_zero = dequantize.input
         p = matmul.name + "_per_token"
         x, q, scale = matmul.input[0], p + "_quantized_rows", p + "_scale"
-        replace[matmul.name] = quantize_rows(x, q, scale, p, inits[levels].dims[0]) + [
+        replace[matmul.name] = quantize_rows(x, q, scale, p, inits[levels].dims[0], ranks.get(x) == 3) + [
             helper.make_node(
                 "MatMulInteger",
                 [q, levels, constant(p + "_zero", np.array(ZERO_POINT, np.uint8)), channel_zero],
