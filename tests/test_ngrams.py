@@ -199,3 +199,27 @@ def test_the_table_starts_small_with_a_zero_padding_row(ngram_bundle):
     table = fresh.ngram_embedding.weight.detach()
     assert float(table.abs().max()) <= 1.0 / table.shape[1]
     assert float(table[0].abs().max()) == 0.0
+
+
+def test_ngram_dropout_zeroes_whole_posts_in_training_only(ngram_bundle):
+    import torch
+
+    from earful.training.config import TrainConfig
+    from earful.training.network import MultiTaskModel
+
+    model = MultiTaskModel.load(ngram_bundle.parent / "run" / "best")
+    batch = model.config.text_encoder(ngram_bundle / "tokenizer.json").encode(POSTS * 20)
+    args = [torch.from_numpy(a) for a in (batch.input_ids, batch.attention_mask, pad_ngrams(batch.ngram_ids))]
+    width = model.encoder.config.hidden_size
+    model.ngram_dropout = 0.5
+    torch.manual_seed(0)
+    model.train()
+    branch = model.features(*args)[:, width:]
+    dropped = (branch == 0).all(1)
+    assert 0 < int(dropped.sum()) < len(branch)  # whole posts, some of them
+    model.eval()
+    assert not (model.features(*args)[:, width:] == 0).all(1).any()
+    with pytest.raises(ValueError, match="ngram_dropout"):
+        TrainConfig(train=["x"], validation=["y"], ngram_dropout=1.0).validate()
+    # off, the option is not in the fingerprint: runs checkpointed before it existed still resume
+    assert "ngram_dropout" not in TrainConfig(train=["x"], validation=["y"]).fingerprint()

@@ -63,6 +63,10 @@ class TrainConfig:
     ngram_dim: int = 0
     #: Hash buckets the n-grams share (rows of the branch's embedding table).
     ngram_buckets: int = 1 << 17
+    #: Share of training posts whose n-gram features are zeroed (the whole vector, drawn per post): the encoder then
+    #: has to carry every head on its own for those posts instead of leaving part of the work to the faster-learning
+    #: branch (docs/default-model.md, "The hybrid recipe"). Never applied outside training.
+    ngram_dropout: float = 0.0
     #: Train in bfloat16 autocast: "auto" = where the CPU computes bf16 natively (avx512_bf16 or AMX) or on a GPU
     #: that supports it; "bf16" or "fp32" to choose. The run records what it used.
     precision: str = "auto"
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError("max_length must be at least 8 tokens")
         if self.ngram_dim < 0 or self.ngram_buckets < 2:
             raise ValueError("ngram_dim must be 0 (no n-gram branch) or more, and ngram_buckets at least 2")
+        if not 0.0 <= self.ngram_dropout < 1.0:
+            raise ValueError(f"ngram_dropout must be at least 0 and below 1, not {self.ngram_dropout}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
         if self.languages is not None:
@@ -118,4 +124,6 @@ class TrainConfig:
         d = self.to_dict()
         for volatile in ("device", "threads", "checkpoint_every", "output_dir", "max_steps", "precision"):
             d.pop(volatile)
+        if not d["ngram_dropout"]:  # off: runs checkpointed before the option existed still resume
+            d.pop("ngram_dropout")
         return d

@@ -85,6 +85,9 @@ class MultiTaskModel(nn.Module):
             self.ngram_norm = nn.LayerNorm(dim)
             width += dim
         self.dropout = nn.Dropout(config.dropout)
+        #: Share of posts whose n-gram features training zeroes (``TrainConfig.ngram_dropout``); a training setting,
+        #: not part of the saved network.
+        self.ngram_dropout = 0.0
         self.heads = nn.ModuleDict({t.name: nn.Linear(width, t.n_outputs) for t in self.schema.tasks})
 
     @classmethod
@@ -125,7 +128,11 @@ class MultiTaskModel(nn.Module):
             raise ValueError("this network has an n-gram branch: give ngram_ids (TextEncoder.encode makes them)")
         grams = self.ngram_embedding(ngram_ids)
         count = (ngram_ids > 0).sum(1, keepdim=True).clamp(min=1).to(grams.dtype)
-        return torch.cat([pooled, self.ngram_norm(grams.sum(1) / count)], -1)
+        branch = self.ngram_norm(grams.sum(1) / count)
+        if self.training and self.ngram_dropout:
+            keep = torch.rand(len(branch), 1, device=branch.device) >= self.ngram_dropout
+            branch = branch * keep.to(branch.dtype)
+        return torch.cat([pooled, branch], -1)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ngram_ids: torch.Tensor | None = None

@@ -221,6 +221,7 @@ class Trainer:
         self.model = MultiTaskModel.from_pretrained_encoder(
             base_dir, self.languages, cfg.max_length, prefix, cfg.dropout, cfg.normalize, ngrams
         ).to(self.device)
+        self.model.ngram_dropout = cfg.ngram_dropout
         self.head_rows = head_training_rows(self.train_data.labels)
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
