@@ -54,6 +54,9 @@ def test_ctrl_c_ends_with_one_line_and_status_130(tiny_bundle):
     proc.stdin.flush()
     assert proc.stdout.readline()  # answered: the command now waits on stdin for the next post
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    # stdin stays open until the process has ended: closing it first raced the signal (an end of input, exit 0)
+    proc.wait(timeout=60)
+    err = proc.stderr.read()
+    proc.stdin.close()
     assert proc.returncode == 130
     assert err.decode().strip().splitlines()[-1] == "earful: interrupted" and "Traceback" not in err.decode()
