@@ -49,12 +49,14 @@ def test_ctrl_c_ends_with_one_line_and_status_130(tiny_bundle):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=os.environ,
+        # as from a terminal: a shell's background job (CI started with `&` or nohup) inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     proc.stdin.write(b'{"text": "first post"}\n')
     proc.stdin.flush()
     assert proc.stdout.readline()  # answered: the command now waits on stdin for the next post
     proc.send_signal(signal.SIGINT)
-    # stdin stays open until the process has ended: closing it first raced the signal (an end of input, exit 0)
+    # stdin stays open until the process has ended, so an end of input cannot end it first
     proc.wait(timeout=60)
     err = proc.stderr.read()
     proc.stdin.close()
