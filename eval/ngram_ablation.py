@@ -27,7 +27,6 @@ from earful.machine import heading, stamp
 __all__ = ["AblationResult", "main", "ngram_ablation", "render_markdown", "write_card_section"]
 
 CARD_TITLE = "## What the n-gram branch adds"
-EVALUATION = "\n## Evaluation on validation data\n"
 
 
 @dataclass
@@ -121,6 +120,7 @@ def render_markdown(result: AblationResult) -> str:
 
 def write_card_section(bundle: str | Path, result: AblationResult) -> None:
     """Put the table in the bundle's model card, before its evaluation section, replacing an earlier one."""
+    from earful.eval.results import EVALUATION_SECTION as EVALUATION
     from earful.export.writer import edit_bundle
 
     section = f"{CARD_TITLE}\n\n{render_markdown(result)}"

@@ -32,6 +32,8 @@ from earful.tabular import write_rows
 OUT = Path("eval/results")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 RESULTS_PAGE = Path("docs/results.md")
+#: Where the model card's evaluation section starts (everything from it on is this module's).
+EVALUATION_SECTION = "\n## Evaluation on validation data\n"
 TARGET_FILES = [
     "xlm_t_umsab",
     "complaints_preotiuc2019",
@@ -334,8 +336,7 @@ def write_card(bundle_path: Path, section: str, summary: dict) -> None:
 
     with edit_bundle(bundle_path) as writer:
         text = writer.read_text("MODEL_CARD.md") or ""
-        marker = "\n## Evaluation on validation data\n"
-        writer.write_text("MODEL_CARD.md", text.split(marker)[0] + marker + "\n" + section)
+        writer.write_text("MODEL_CARD.md", text.split(EVALUATION_SECTION)[0] + EVALUATION_SECTION + "\n" + section)
         writer.update_json("metrics.json", {"evaluation": summary})
 
 
