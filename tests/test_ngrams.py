@@ -201,7 +201,7 @@ def test_the_table_starts_small_with_a_zero_padding_row(ngram_bundle):
     assert float(table[0].abs().max()) == 0.0
 
 
-def test_ngram_dropout_zeroes_whole_posts_in_training_only(ngram_bundle):
+def test_ngram_dropout_zeroes_whole_posts_for_the_chosen_heads_in_training_only(ngram_bundle):
     import torch
 
     from earful.training.config import TrainConfig
@@ -210,16 +210,27 @@ def test_ngram_dropout_zeroes_whole_posts_in_training_only(ngram_bundle):
     model = MultiTaskModel.load(ngram_bundle.parent / "run" / "best")
     batch = model.config.text_encoder(ngram_bundle / "tokenizer.json").encode(POSTS * 20)
     args = [torch.from_numpy(a) for a in (batch.input_ids, batch.attention_mask, pad_ngrams(batch.ngram_ids))]
+    names = [t.name for t in model.schema.tasks]
     width = model.encoder.config.hidden_size
-    model.ngram_dropout = 0.5
-    torch.manual_seed(0)
-    model.train()
-    branch = model.features(*args)[:, width:]
-    dropped = (branch == 0).all(1)
-    assert 0 < int(dropped.sum()) < len(branch)  # whole posts, some of them
-    model.eval()
-    assert not (model.features(*args)[:, width:] == 0).all(1).any()
+    with torch.no_grad():
+        model.eval()
+        full = dict(zip(names, model(*args), strict=True))
+        features = model.features(*args)
+        without = {n: model.heads[n](torch.cat([features[:, :width], 0 * features[:, width:]], -1)) for n in names}
+        model.ngram_dropout, model.ngram_dropout_heads = 0.5, frozenset({"sentiment"})
+        assert all(torch.equal(full[n], o) for n, o in zip(names, model(*args), strict=True))  # never outside training
+        torch.manual_seed(0)
+        model.train()
+        model.encoder.eval()
+        model.dropout.eval()  # only the n-gram dropout left random
+        trained = dict(zip(names, model(*args), strict=True))
+    assert torch.equal(trained["lang"], full["lang"])  # a head not chosen always reads the n-grams
+    dropped = torch.isclose(trained["sentiment"], without["sentiment"], atol=1e-6).all(1)
+    kept = torch.isclose(trained["sentiment"], full["sentiment"], atol=1e-6).all(1)
+    assert bool((dropped ^ kept).all()) and 0 < int(dropped.sum()) < len(dropped)  # whole posts, some of them
     with pytest.raises(ValueError, match="ngram_dropout"):
         TrainConfig(train=["x"], validation=["y"], ngram_dropout=1.0).validate()
-    # off, the option is not in the fingerprint: runs checkpointed before it existed still resume
-    assert "ngram_dropout" not in TrainConfig(train=["x"], validation=["y"]).fingerprint()
+    with pytest.raises(ValueError, match="ngram_dropout_heads"):
+        TrainConfig(train=["x"], validation=["y"], ngram_dropout_heads=["langid"]).validate()
+    # off (and for every head), the options are not in the fingerprint: runs checkpointed before them still resume
+    assert not {"ngram_dropout", "ngram_dropout_heads"} & set(TrainConfig(train=["x"], validation=["y"]).fingerprint())

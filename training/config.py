@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from earful.schema import Schema
+from earful.schema import TASK_NAMES, Schema
 
 
 @dataclass
@@ -67,6 +67,9 @@ class TrainConfig:
     #: has to carry every head on its own for those posts instead of leaving part of the work to the faster-learning
     #: branch (docs/default-model.md, "The hybrid recipe"). Never applied outside training.
     ngram_dropout: float = 0.0
+    #: The heads that lose the n-gram features of those posts (None: every head). Language ID leans on character
+    #: n-grams most, and dropping them cost it more than the others gained (docs/default-model.md).
+    ngram_dropout_heads: list[str] | None = None
     #: Train in bfloat16 autocast: "auto" = where the CPU computes bf16 natively (avx512_bf16 or AMX) or on a GPU
     #: that supports it; "bf16" or "fp32" to choose. The run records what it used.
     precision: str = "auto"
@@ -103,6 +106,11 @@ class TrainConfig:
             raise ValueError("ngram_dim must be 0 (no n-gram branch) or more, and ngram_buckets at least 2")
         if not 0.0 <= self.ngram_dropout < 1.0:
             raise ValueError(f"ngram_dropout must be at least 0 and below 1, not {self.ngram_dropout}")
+        unknown_heads = sorted(set(self.ngram_dropout_heads or ()) - set(TASK_NAMES))
+        if unknown_heads or self.ngram_dropout_heads == []:
+            raise ValueError(
+                f"ngram_dropout_heads must name at least one of {list(TASK_NAMES)}, not {self.ngram_dropout_heads}"
+            )
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
         if self.languages is not None:
@@ -126,4 +134,6 @@ class TrainConfig:
             d.pop(volatile)
         if not d["ngram_dropout"]:  # off: runs checkpointed before the option existed still resume
             d.pop("ngram_dropout")
+        if d["ngram_dropout_heads"] is None:  # every head: as before the option existed
+            d.pop("ngram_dropout_heads")
         return d

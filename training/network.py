@@ -85,9 +85,10 @@ class MultiTaskModel(nn.Module):
             self.ngram_norm = nn.LayerNorm(dim)
             width += dim
         self.dropout = nn.Dropout(config.dropout)
-        #: Share of posts whose n-gram features training zeroes (``TrainConfig.ngram_dropout``); a training setting,
-        #: not part of the saved network.
+        #: Share of posts whose n-gram features training zeroes, and for which heads (None: all)
+        #: (``TrainConfig.ngram_dropout``, ``ngram_dropout_heads``); training settings, not part of the saved network.
         self.ngram_dropout = 0.0
+        self.ngram_dropout_heads: frozenset[str] | None = None
         self.heads = nn.ModuleDict({t.name: nn.Linear(width, t.n_outputs) for t in self.schema.tasks})
 
     @classmethod
@@ -129,18 +130,24 @@ class MultiTaskModel(nn.Module):
         grams = self.ngram_embedding(ngram_ids)
         count = (ngram_ids > 0).sum(1, keepdim=True).clamp(min=1).to(grams.dtype)
         branch = self.ngram_norm(grams.sum(1) / count)
-        if self.training and self.ngram_dropout:
-            keep = torch.rand(len(branch), 1, device=branch.device) >= self.ngram_dropout
-            branch = branch * keep.to(branch.dtype)
         return torch.cat([pooled, branch], -1)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ngram_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
-        pooled = self.dropout(self.features(input_ids, attention_mask, ngram_ids))
+        features = self.features(input_ids, attention_mask, ngram_ids)
+        keep = None
+        if self.training and self.ngram_dropout and self.ngram_embedding is not None:
+            keep = torch.rand(len(features), 1, device=features.device) >= self.ngram_dropout
+        pooled = self.dropout(features)
+        dropped = pooled
+        if keep is not None:
+            encoder_width = pooled.shape[1] - self.ngram_embedding.embedding_dim
+            dropped = torch.cat([pooled[:, :encoder_width], pooled[:, encoder_width:] * keep.to(pooled.dtype)], -1)
         outputs = []
         for task in self.schema.tasks:
-            logits = self.heads[task.name](pooled)
+            use_dropped = self.ngram_dropout_heads is None or task.name in self.ngram_dropout_heads
+            logits = self.heads[task.name](dropped if use_dropped else pooled)
             outputs.append(logits.squeeze(-1) if task.kind == "binary" else logits)
         return tuple(outputs)
 

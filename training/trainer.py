@@ -222,6 +222,7 @@ class Trainer:
             base_dir, self.languages, cfg.max_length, prefix, cfg.dropout, cfg.normalize, ngrams
         ).to(self.device)
         self.model.ngram_dropout = cfg.ngram_dropout
+        self.model.ngram_dropout_heads = None if cfg.ngram_dropout_heads is None else frozenset(cfg.ngram_dropout_heads)
         self.head_rows = head_training_rows(self.train_data.labels)
         if cfg.init_from:
             self._init_from(Path(cfg.init_from))
