@@ -73,7 +73,7 @@ model: install
 
 # The hybrid recipe (training/configs/hybrid.toml; docs/default-model.md, "The hybrid recipe"): the base encoder
 # cut to 58,000 pieces (so the bundle with its n-gram table stays under 50 MB), one training run with the n-gram
-# branch, a refit of the four heads on the frozen encoder (each kept only where validation scores it higher), then
+# branch, a refit of the language head on the frozen encoder (kept only where validation scores it higher), then
 # a full bundle (with fp32) and an int8-only one under RUNS (default runs/, inside the checkout). Run it again
 # after an interruption: the base and the refit are kept once built, and training resumes from its checkpoint (a
 # finished run returns at once). DEVICE=cuda trains on a GPU.
@@ -85,7 +85,7 @@ model-hybrid: install
 	$(BIN)/earful train --config training/configs/hybrid.toml --base $(RUNS)/hybrid-base --out $(RUNS)/hybrid \
 		--device $(DEVICE) $(if $(wildcard $(RUNS)/hybrid/checkpoint),--resume)
 	$(if $(wildcard $(RUNS)/hybrid-final/network.json),,$(BIN)/earful refit-head $(RUNS)/hybrid --head lang \
-		--head sentiment --head complaint_type --head troll --keep-better --rows-per-label 400 --out $(RUNS)/hybrid-final)
+		--keep-better --rows-per-label 400 --out $(RUNS)/hybrid-final)
 	$(BIN)/earful export $(RUNS)/hybrid-final --out $(RUNS)/hybrid-bundle-full --name earful-hybrid \
 		--version $(MODEL_VERSION) --card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
 	$(BIN)/earful export $(RUNS)/hybrid-final --out $(RUNS)/hybrid-bundle --name earful-hybrid --version $(MODEL_VERSION) \
