@@ -68,7 +68,7 @@ class TrainConfig:
     #: branch (docs/default-model.md, "The hybrid recipe"). Never applied outside training.
     ngram_dropout: float = 0.0
     #: The heads that lose the n-gram features of those posts (None: every head). Language ID leans on character
-    #: n-grams most, and dropping them cost it more than the others gained (docs/default-model.md).
+    #: n-grams most: dropping them for it too cost it about a point (docs/default-model.md).
     ngram_dropout_heads: list[str] | None = None
     #: Train in bfloat16 autocast: "auto" = where the CPU computes bf16 natively (avx512_bf16 or AMX) or on a GPU
     #: that supports it; "bf16" or "fp32" to choose. The run records what it used.
