@@ -129,8 +129,7 @@ class MultiTaskModel(nn.Module):
             raise ValueError("this network has an n-gram branch: give ngram_ids (TextEncoder.encode makes them)")
         grams = self.ngram_embedding(ngram_ids)
         count = (ngram_ids > 0).sum(1, keepdim=True).clamp(min=1).to(grams.dtype)
-        branch = self.ngram_norm(grams.sum(1) / count)
-        return torch.cat([pooled, branch], -1)
+        return torch.cat([pooled, self.ngram_norm(grams.sum(1) / count)], -1)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ngram_ids: torch.Tensor | None = None
