@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test lint model model-hybrid data bento clean promtool
+.PHONY: install serve test lint model data bento clean promtool
 
 TRAIN_FILES := $(wildcard data/train/*.csv.gz)
 VALIDATION_FILES := $(wildcard data/validation/*.csv.gz)
@@ -51,44 +51,25 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The default model: cut the base encoder's vocabulary to the 60,000 pieces data/train uses most (so the
-# model trains on the segmentation the bundle serves), train stages 1 and 2 of the recipe, refit the language
-# head on the frozen encoder (training/refit.py; at most 3,000 rows per source and language), train stage 3
-# from that, refit all four heads on the final encoder (each kept only where its refit scores higher on
-# validation), then export an int8-only bundle for the repository and a full one (with fp32) under runs/ for
-# the int8-vs-fp32 comparison. Run again after an interruption: each training stage resumes from its
-# checkpoint (a finished one returns at once) and a refit whose folder exists is skipped.
-model: install
-	$(BIN)/earful base --trim-vocab $(TRAIN_FILES) --trim-check $(VALIDATION_FILES) --max-pieces 60000 --out runs/default-base
-	$(BIN)/earful train --config training/configs/default.toml $(if $(wildcard runs/default/checkpoint),--resume)
-	$(BIN)/earful train --config training/configs/default_stage2.toml $(if $(wildcard runs/default-stage2/checkpoint),--resume)
-	$(if $(wildcard runs/default-refit3k/network.json),,$(BIN)/earful refit-head runs/default-stage2 --head lang --rows-per-label 3000 --out runs/default-refit3k)
-	$(BIN)/earful train --config training/configs/default_stage3.toml $(if $(wildcard runs/default-stage3/checkpoint),--resume)
-	$(if $(wildcard runs/default-final/network.json),,$(BIN)/earful refit-head runs/default-stage3 --head lang --head sentiment \
-		--head complaint_type --head troll --keep-better --rows-per-label 3000 --out runs/default-final)
-	$(BIN)/earful export runs/default-final --out runs/default-bundle-full --name earful-default --version $(MODEL_VERSION) \
-		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
-	$(BIN)/earful export runs/default-final --out models/default --name earful-default --version $(MODEL_VERSION) \
-		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
-
-# The hybrid recipe (training/configs/hybrid.toml; docs/default-model.md, "The hybrid recipe"): the base encoder
-# cut to 58,000 pieces (so the bundle with its n-gram table stays under 50 MB), one training run with the n-gram
-# branch, a refit of the language head on the frozen encoder (kept only where validation scores it higher), then
-# a full bundle (with fp32) and an int8-only one under RUNS (default runs/, inside the checkout). Run it again
-# after an interruption: the base and the refit are kept once built, and training resumes from its checkpoint (a
-# finished run returns at once). DEVICE=cuda trains on a GPU.
+# The default model (training/configs/default.toml; docs/default-model.md): cut the base encoder's vocabulary to the
+# 58,000 pieces data/train uses most (so the model trains on the segmentation the bundle serves, and the bundle with
+# its n-gram table stays under 50 MB), train the encoder and the n-gram branch in one run, refit the language head on
+# the frozen encoder (kept only where validation scores it higher), then export an int8-only bundle to
+# models/default and a full one (with fp32) under RUNS for the int8-vs-fp32 comparison. RUNS=DIR keeps the run
+# folders outside the checkout (default runs/). Run it again after an interruption: the base and the refit are kept
+# once built, and training resumes from its checkpoint (a finished run returns at once). DEVICE=cuda trains on a GPU.
 RUNS ?= runs
 DEVICE ?= auto
-model-hybrid: install
-	$(if $(wildcard $(RUNS)/hybrid-base/trim.json),,$(BIN)/earful base --trim-vocab $(TRAIN_FILES) \
-		--trim-check $(VALIDATION_FILES) --max-pieces 58000 --out $(RUNS)/hybrid-base)
-	$(BIN)/earful train --config training/configs/hybrid.toml --base $(RUNS)/hybrid-base --out $(RUNS)/hybrid \
-		--device $(DEVICE) $(if $(wildcard $(RUNS)/hybrid/checkpoint),--resume)
-	$(if $(wildcard $(RUNS)/hybrid-final/network.json),,$(BIN)/earful refit-head $(RUNS)/hybrid --head lang \
-		--keep-better --rows-per-label 400 --out $(RUNS)/hybrid-final)
-	$(BIN)/earful export $(RUNS)/hybrid-final --out $(RUNS)/hybrid-bundle-full --name earful-hybrid \
+model: install
+	$(if $(wildcard $(RUNS)/default-base/trim.json),,$(BIN)/earful base --trim-vocab $(TRAIN_FILES) \
+		--trim-check $(VALIDATION_FILES) --max-pieces 58000 --out $(RUNS)/default-base)
+	$(BIN)/earful train --config training/configs/default.toml --base $(RUNS)/default-base --out $(RUNS)/default \
+		--device $(DEVICE) $(if $(wildcard $(RUNS)/default/checkpoint),--resume)
+	$(if $(wildcard $(RUNS)/default-final/network.json),,$(BIN)/earful refit-head $(RUNS)/default --head lang \
+		--keep-better --rows-per-label 400 --out $(RUNS)/default-final)
+	$(BIN)/earful export $(RUNS)/default-final --out $(RUNS)/default-bundle-full --name earful-default \
 		--version $(MODEL_VERSION) --card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
-	$(BIN)/earful export $(RUNS)/hybrid-final --out $(RUNS)/hybrid-bundle --name earful-hybrid --version $(MODEL_VERSION) \
+	$(BIN)/earful export $(RUNS)/default-final --out models/default --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
 
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).

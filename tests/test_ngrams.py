@@ -179,15 +179,15 @@ def test_the_ablation_goes_into_the_model_card_once(ngram_bundle, tmp_path):
 
 
 def test_the_shipped_recipes_load():
-    """Every recipe in training/configs is a valid TrainConfig; the hybrid one has the branch and normalisation."""
+    """Every recipe in training/configs is a valid TrainConfig; the default one has the branch and normalisation."""
     from pathlib import Path
 
     from earful.training.config import TrainConfig
 
     configs = {p.name: TrainConfig.from_file(p) for p in sorted(Path("training/configs").glob("*.toml"))}
-    hybrid = configs["hybrid.toml"]
-    assert hybrid.ngrams()["dim"] == 16 and hybrid.normalize and hybrid.precision == "auto"
-    assert all(Path(f).is_file() for f in hybrid.train + hybrid.validation)
+    default = configs["default.toml"]
+    assert default.ngrams()["dim"] == 16 and default.normalize and default.precision == "auto"
+    assert all(Path(f).is_file() for f in default.train + default.validation)
 
 
 def test_the_table_starts_small_with_a_zero_padding_row(ngram_bundle):

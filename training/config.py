@@ -65,7 +65,7 @@ class TrainConfig:
     ngram_buckets: int = 1 << 17
     #: Share of training posts whose n-gram features are zeroed (the whole vector, drawn per post): the encoder then
     #: has to carry every head on its own for those posts instead of leaving part of the work to the faster-learning
-    #: branch (docs/default-model.md, "The hybrid recipe"). Never applied outside training.
+    #: branch (docs/default-model.md). Never applied outside training.
     ngram_dropout: float = 0.0
     #: The heads that lose the n-gram features of those posts (None: every head). Language ID leans on character
     #: n-grams most: dropping them for it too cost it about a point (docs/default-model.md).

@@ -12,7 +12,7 @@ and each one's temperature is fitted again on the validation rows training used.
 The rows of all chosen heads are encoded once, so refitting several heads in one
 call costs little more than the largest of them.
 
-    earful refit-head runs/default-stage2 --head lang --head sentiment --out runs/default-refit
+    earful refit-head runs/default --head lang --head sentiment --out runs/default-refit
 
 It reads the training and validation files the model was trained with (its
 training.json) unless given others. The output is a model folder like
