@@ -95,3 +95,50 @@ def test_round_two_only_adds_training_rows(tmp_path):
     assert len(round2_ids) == 4 * 30 and not any(i.endswith(":copy") for i in round2_ids)
     assert after.stats["round2_training_rows"] == 120
     assert after.stats["hand_label_batches_used"] == [*build_data.TWCS_ROUND1, *build_data.TWCS_ROUND2]
+
+
+def _readings(tmp_path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    folder = tmp_path / "lang_audit"
+    folder.mkdir()
+    with (folder / "readings.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "reader1", "reader2", "blind"])
+        w.writerows(rows)
+    return tmp_path
+
+
+def test_lang_readings_apply_only_where_both_readers_agree_on_a_blind_reading(tmp_path):
+    rows = [build_data.Row(f"s:{i}", f"post {i}", "da", troll="0") for i in range(5)]
+    source = build_data.Source(name="s", train=[], validation=rows, meta={}, stats={})
+    annotation = _readings(
+        tmp_path,
+        [
+            ("s:0", "en", "en", "yes"),
+            ("s:1", "und", "und", "yes"),
+            ("s:2", "en", "nb", "yes"),
+            ("s:3", "en", "en", "no"),
+            ("s:4", "da", "da", "yes"),
+            ("gone:9", "en", "en", "yes"),
+        ],
+    )
+    notes: list[str] = []
+    assert build_data.apply_lang_readings([source], annotation, notes) == 2
+    # read as English; no language can be told (blank: unknown); readers disagree; not read blind; unchanged
+    assert [r.lang for r in rows] == ["en", "", "da", "da", "da"]
+    assert any("1 read posts are not in the validation files" in n for n in notes)
+
+
+def test_the_built_validation_files_carry_the_agreed_readings():
+    import gzip
+
+    data = TOOLS.parent
+    with (data / "annotation" / "lang_audit" / "readings.csv").open(encoding="utf-8", newline="") as f:
+        read = {
+            r["id"]: r["reader1"] for r in csv.DictReader(f) if r["reader1"] == r["reader2"] and r["blind"] == "yes"
+        }
+    built = {}
+    for path in (data / "validation").glob("*.csv.gz"):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            built.update({r["id"]: r["lang"] for r in csv.DictReader(f) if r["id"] in read})
+    assert set(built) == set(read)
+    assert all(built[i] == ("" if code == "und" else code) for i, code in read.items())

@@ -1206,6 +1206,28 @@ SOURCES: list[Callable[..., Source | None]] = [
 # De-duplication
 
 
+def apply_lang_readings(sources: list[Source], annotation: Path, notes: list[str]) -> int:
+    """Give validation posts the language two readers agreed on (``lang_audit/readings.csv``): most sources'
+    ``lang`` is the set's language, not the post's. ``und`` leaves the language blank (no language can be told).
+    Posts the readers disagree on, or that were not read blind, keep the source's label. Returns the changes."""
+    path = annotation / "lang_audit" / "readings.csv"
+    if not path.exists():
+        return 0
+    read = {r["id"]: r["reader1"] for r in read_csv(path) if r["reader1"] == r["reader2"] and r["blind"] == "yes"}
+    seen, changed = set(), 0
+    for s in sources:
+        for row in s.validation:
+            if row.id in read:
+                seen.add(row.id)
+                lang = "" if read[row.id] == "und" else read[row.id]
+                changed += lang != row.lang
+                row.lang = lang
+    if missing := sorted(set(read) - seen):
+        notes.append(f"lang_audit: {len(missing)} read posts are not in the validation files (first: {missing[0]})")
+    notes.append(f"lang_audit: {len(read)} validation posts take the language two readers agreed on; {changed} changed")
+    return changed
+
+
 def _conflicts(rows: list[Row]) -> bool:
     return any(len({getattr(r, h) for r in rows if getattr(r, h)}) > 1 for h in HEADS if h != "lang")
 
@@ -1494,6 +1516,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in notes:
         print(f"note: {n}")
     cross = dedup(sources)
+    apply_lang_readings(sources, args.annotation, notes)
     if translated is not None:
         dedup_translations(translated, sources, annotated)
         # listed right after twcs_annotated; it never removes a row of another source
