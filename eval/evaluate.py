@@ -206,11 +206,13 @@ def by_lang(o: HeadOutcome) -> dict:
     return out
 
 
-def bootstrap_macro_f1_difference(
-    a: HeadOutcome, b: HeadOutcome, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+def bootstrap_difference(
+    a: HeadOutcome, b: HeadOutcome, metric: str = "macro_f1", samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> dict:
-    """Paired bootstrap over rows of the macro-F1 difference (b − a), by ``a``'s convention: the same
-    resampled rows score both models. Returns the difference and its 95% CI."""
+    """Paired bootstrap over rows of the difference (b − a) in ``metric`` (``macro_f1``, by ``a``'s convention, or
+    ``accuracy``): the same resampled rows score both models. Returns the difference and its 95% CI."""
+    if metric not in ("macro_f1", "accuracy"):
+        raise ValueError(f"metric must be macro_f1 or accuracy, not {metric!r}")
     if not np.array_equal(a.rows, b.rows):
         raise ValueError("the two outcomes cover different rows; cannot pair them")
     labels = list(dict.fromkeys(a.labels + b.labels))
@@ -219,14 +221,14 @@ def bootstrap_macro_f1_difference(
     yt = remap_a[a.y_true]
     pa, pb = remap_a[a.y_pred], remap_b[b.y_pred]
     n = len(yt)
-    joint = dataclasses.replace(a, labels=labels)
+    score = dataclasses.replace(a, labels=labels).macro_f1 if metric == "macro_f1" else accuracy
     rng = np.random.default_rng(seed)
     diffs = np.empty(samples)
     for s in range(samples):
         idx = rng.integers(0, n, size=n)
-        diffs[s] = joint.macro_f1(yt[idx], pb[idx]) - joint.macro_f1(yt[idx], pa[idx])
+        diffs[s] = score(yt[idx], pb[idx]) - score(yt[idx], pa[idx])
     return {
-        "difference": joint.macro_f1(yt, pb) - joint.macro_f1(yt, pa),
+        "difference": score(yt, pb) - score(yt, pa),
         "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))],
         "samples": samples,
     }

@@ -172,13 +172,13 @@ def drift_intervals(drift: dict[str, float], int8_outcomes: dict, fp32_outcomes:
     figure is more than 0.5 points below fp32: the paired bootstrap of the
     int8 − fp32 macro-F1 difference, so a reader can tell a real loss from a few
     borderline posts flipping on a small file."""
-    from earful.eval.evaluate import bootstrap_macro_f1_difference
+    from earful.eval.evaluate import bootstrap_difference
 
     out = {}
     for key, value in sorted(drift.items(), key=lambda kv: kv[1]):
         stem, head = key.split("/")
         if value < -0.005 and head != "lang":
-            boot = bootstrap_macro_f1_difference(fp32_outcomes[stem][head], int8_outcomes[stem][head])
+            boot = bootstrap_difference(fp32_outcomes[stem][head], int8_outcomes[stem][head])
             out[key] = {"difference": boot["difference"], "ci95": boot["ci95"]}
     return out
 

@@ -1,5 +1,6 @@
 """Evaluation: metrics against hand-computed values, skipped heads, bootstrap, and the CLI contract."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from earful.eval.evaluate import HeadOutcome, bootstrap_macro_f1_difference, file_metrics, head_outcomes
+from earful.eval.evaluate import HeadOutcome, bootstrap_difference, file_metrics, head_outcomes
 from earful.labelled import LabelledSet
 from earful.models.predictor import LabelScore, LanguageResult, Prediction
 
@@ -101,12 +102,26 @@ def test_bootstrap_difference_and_interval():
     truth = [0, 1] * 50
     perfect = _outcome(truth, truth)
     flipped = _outcome(truth, [1 - t for t in truth[:20]] + truth[20:])  # 20 of 100 wrong
-    r = bootstrap_macro_f1_difference(flipped, perfect, samples=500)
+    r = bootstrap_difference(flipped, perfect, samples=500)
     assert r["difference"] == pytest.approx(1 - 0.8)  # balanced errors: macro-F1 of flipped is 0.8
     lo, hi = r["ci95"]
     assert 0.1 < lo < r["difference"] < hi < 0.3
-    same = bootstrap_macro_f1_difference(perfect, perfect, samples=100)
+    same = bootstrap_difference(perfect, perfect, samples=100)
     assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_language_is_compared_on_accuracy_where_one_post_would_sway_macro_f1():
+    # 99 English posts and one German; model b also gets the German one right, model a calls it English.
+    truth = [0] * 99 + [1]
+    a = HeadOutcome(
+        ["en", "de"], np.array(truth), np.zeros(100, int), np.ones(100), np.arange(100), ["en"] * 100, None, True
+    )
+    b = dataclasses.replace(a, y_pred=np.array(truth))
+    assert bootstrap_difference(a, b)["difference"] > 0.4  # macro-F1: the one German post weighs as much as English
+    r = bootstrap_difference(a, b, metric="accuracy", samples=200)
+    assert r["difference"] == pytest.approx(0.01) and r["ci95"][0] >= 0
+    with pytest.raises(ValueError, match="macro_f1 or accuracy"):
+        bootstrap_difference(a, b, metric="f1")
 
 
 def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
@@ -141,6 +156,9 @@ def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
     assert (out / "val_sentiment_confusion.png").stat().st_size > 1000
     comp = json.loads((out / "comparison.json").read_text())
     assert comp["files"]["val"]["sentiment"]["difference"] == 0  # a bundle against itself
+    assert comp["files"]["val"]["sentiment"]["metric"] == "macro_f1"
+    assert comp["files"]["val"]["lang"]["metric"] == "accuracy"
+    assert comp["files"]["val"]["lang"]["this"] == m["lang"]["accuracy"]
 
 
 def test_baselines_are_scored_on_the_same_rows_for_the_heads_they_cover(tiny_bundle, tiny_data, tmp_path):
