@@ -53,11 +53,11 @@ lint: install
 
 # The default model (training/configs/default.toml; docs/default-model.md): cut the base encoder's vocabulary to the
 # 58,000 pieces data/train uses most (so the model trains on the segmentation the bundle serves, and the bundle with
-# its n-gram table stays under 50 MB), train the encoder and the n-gram branch in one run, refit the language head on
-# the frozen encoder (kept only where validation scores it higher), then export an int8-only bundle to
-# models/default and a full one (with fp32) under RUNS for the int8-vs-fp32 comparison. RUNS=DIR keeps the run
-# folders outside the checkout (default runs/). Run it again after an interruption: the base and the refit are kept
-# once built, and training resumes from its checkpoint (a finished run returns at once). DEVICE=cuda trains on a GPU.
+# its n-gram table stays under 50 MB), train the encoder and the n-gram branch in one run, then export its best
+# model as an int8-only bundle to models/default and a full one (with fp32) under RUNS for the int8-vs-fp32
+# comparison. No head refit: a language refit cost the English sets (docs/default-model.md, "Run 4"). RUNS=DIR keeps
+# the run folders outside the checkout (default runs/). Run it again after an interruption: the base is kept once
+# built, and training resumes from its checkpoint (a finished run returns at once). DEVICE=cuda trains on a GPU.
 RUNS ?= runs
 DEVICE ?= auto
 model: install
@@ -65,11 +65,9 @@ model: install
 		--trim-check $(VALIDATION_FILES) --max-pieces 58000 --out $(RUNS)/default-base)
 	$(BIN)/earful train --config training/configs/default.toml --base $(RUNS)/default-base --out $(RUNS)/default \
 		--device $(DEVICE) $(if $(wildcard $(RUNS)/default/checkpoint),--resume)
-	$(if $(wildcard $(RUNS)/default-final/network.json),,$(BIN)/earful refit-head $(RUNS)/default --head lang \
-		--keep-better --rows-per-label 400 --out $(RUNS)/default-final)
-	$(BIN)/earful export $(RUNS)/default-final --out $(RUNS)/default-bundle-full --name earful-default \
+	$(BIN)/earful export $(RUNS)/default/best --out $(RUNS)/default-bundle-full --name earful-default \
 		--version $(MODEL_VERSION) --card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite
-	$(BIN)/earful export $(RUNS)/default-final --out models/default --name earful-default --version $(MODEL_VERSION) \
+	$(BIN)/earful export $(RUNS)/default/best --out models/default --name earful-default --version $(MODEL_VERSION) \
 		--card models/MODEL_CARD_DATA.md --provenance data/manifest.json --overwrite --no-fp32
 
 # A Bento of the service (offline; see serving/bentofile.yaml and the README's deployment section).

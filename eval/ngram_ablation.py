@@ -6,7 +6,7 @@ alone and once on it joined with the n-gram branch's (what the heads read), by t
 validation rows training used. The difference is what the n-gram features add beside this encoder; the encoder
 itself was trained beside the branch, so it is not a model trained without one.
 
-    python -m earful.eval.ngram_ablation RUNS/default-final --out docs/ngram-ablation.json --card models/default
+    python -m earful.eval.ngram_ablation RUNS/default/best --out docs/ngram-ablation.json --card models/default
 
 ``--card`` writes the table into the bundle's model card (and ``metrics.json`` → ``ngram_ablation``) through
 the bundle writer, replacing the one a previous run wrote.
