@@ -114,14 +114,14 @@ def run_eval(
         other_outcomes = _outcomes(other, sets, f"eval {other.bundle.name}")
         comparison = {"other": {"name": other.bundle.name, "version": other.bundle.version}, "files": {}}
         for name, o in outcomes.items():
-            rows = {}
+            rows, other_metrics = {}, file_metrics(other_outcomes[name])
             for head in HEADS:
                 if head in o and head in other_outcomes[name]:
                     metric = COMPARED_ON.get(head, "macro_f1")
                     rows[head] = {
                         "metric": metric,
                         "this": metrics[name][head][metric],
-                        "other": file_metrics(other_outcomes[name])[head][metric],
+                        "other": other_metrics[head][metric],
                         **bootstrap_difference(o[head], other_outcomes[name][head], metric),
                     }
             comparison["files"][name] = rows
