@@ -416,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     bundle = Bundle.load(args.bundle)
+    if args.fp32_bundle and not args.render:
+        from earful.eval.bench import full_export_of
+
+        try:  # before the long measurement, not after the bench
+            full_export_of(bundle, args.fp32_bundle)
+        except ValueError as e:
+            raise SystemExit(f"earful.eval.results: {e}") from None
     if args.render:
         summary = json.loads((OUT / "summary.json").read_text())
         if summary["bundle"] != f"{bundle.name} {bundle.version}":
@@ -426,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics = json.loads((OUT / "int8" / "metrics.json").read_text())
     else:
         command = ".venv/bin/python -m earful.eval.results" + "".join(
-            f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+            f" {_shown(a)}" for a in (argv if argv is not None else sys.argv[1:])
         )
         summary, metrics = _measure(args, bundle, command)
     bench_json = OUT / "bench" / "bench.json"
@@ -436,6 +443,15 @@ def main(argv: list[str] | None = None) -> None:
     write_results_page(block)
     write_card(bundle.path, card_section(block, metrics, summary), summary)
     print("\n".join(block))
+
+
+def _shown(arg: str) -> str:
+    """An argument as the published command shows it: a path outside the checkout by its name alone, so that the
+    README and the model card name no folder of the machine that measured them."""
+    path = Path(arg)
+    if not path.is_absolute() or not path.exists() or path.resolve().is_relative_to(Path.cwd().resolve()):
+        return arg
+    return f"…/{path.name}"
 
 
 def _per_language(metrics: dict) -> str:
