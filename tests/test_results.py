@@ -211,3 +211,13 @@ def test_the_published_command_names_no_folder_outside_the_checkout(tmp_path, mo
     assert _shown(str(checkout / "models" / "default")) == str(checkout / "models" / "default")
     assert _shown("models/default") == "models/default"
     assert _shown("--skip-bench") == "--skip-bench"
+
+
+def test_a_set_s_mean_over_languages_leaves_out_posts_read_as_another_language():
+    from earful.eval.results import SET_LANGUAGES, quality_figures
+
+    by_lang = {code: {"n": 300, "macro_f1": 0.6} for code in SET_LANGUAGES["xlm_t_umsab"]}
+    by_lang |= {"ca": {"n": 1, "macro_f1": 0.0}, "und": {"n": 10, "macro_f1": 0.2}}  # posts read blind
+    metrics = {"xlm_t_umsab": {"sentiment": {"macro_f1": 0.6, "by_lang": by_lang}}}
+    figures = {row["figure"]: row["value"] for row in quality_figures(metrics, {}, ["en"])}
+    assert figures["sentiment macro-F1, mean of the 8 UMSAB languages"] == pytest.approx(0.6)
