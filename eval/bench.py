@@ -148,15 +148,10 @@ def encoder_gflop(n_tokens: np.ndarray, layers: int, hidden: int, ff: int) -> fl
     return float(flops.mean() / 1e9)
 
 
-def _fp32_source(bundle, fp32_bundle: str | None):
-    """The bundle to time fp32 from: ``bundle`` itself when it has fp32, else ``fp32_bundle``, which must be
-    a full export of the same model; None when there is neither."""
+def full_export_of(bundle, fp32_bundle: str):
+    """``fp32_bundle`` loaded, checked to be a full export (with fp32) of the same model as ``bundle``."""
     from earful.models.bundle import Bundle
 
-    if "fp32" in bundle.variants:
-        return bundle
-    if not fp32_bundle:
-        return None
     other = Bundle.load(fp32_bundle)
     if (other.name, other.version) != (bundle.name, bundle.version):
         raise ValueError(
@@ -166,6 +161,14 @@ def _fp32_source(bundle, fp32_bundle: str | None):
     if "fp32" not in other.variants:
         raise ValueError(f"--fp32-bundle {other.path} has no fp32 model; export it without --no-fp32")
     return other
+
+
+def fp32_source(bundle, fp32_bundle: str | None):
+    """The bundle to time fp32 from: ``bundle`` itself when it has fp32, else ``fp32_bundle``, which must be
+    a full export of the same model; None when there is neither."""
+    if "fp32" in bundle.variants:
+        return bundle
+    return full_export_of(bundle, fp32_bundle) if fp32_bundle else None
 
 
 def run_bench(
@@ -201,9 +204,9 @@ def run_bench(
     rss = _rss_mb()
     ngram_share = _ngram_share(int8, texts) if int8.encoder.ngrams is not None else None
     pps_fp32 = lat_fp32 = None
-    fp32_source = _fp32_source(int8.bundle, fp32_bundle)
-    if fp32_source is not None:
-        fp32 = Predictor.load(fp32_source, variant="fp32", threads=threads)
+    fp32_bundle_used = fp32_source(int8.bundle, fp32_bundle)
+    if fp32_bundle_used is not None:
+        fp32 = Predictor.load(fp32_bundle_used, variant="fp32", threads=threads)
         pps_fp32 = _throughput(fp32.predict, texts, len(texts))
         lat_fp32 = _latency(fp32.predict, texts, latency_posts)
     else:

@@ -142,7 +142,8 @@ def write_report(
             f"## Comparison with {comparison['other']['name']} {comparison['other']['version']}",
             "",
             "Difference = other − this; 95% CI from a paired bootstrap over rows. Macro-F1, but accuracy for the "
-            "language head (its macro-F1 gives a language with one post in a file the weight of the file's main one).",
+            "language head (its macro-F1 gives a language with one post in a file the weight of the file's main one). "
+            "`complaint_binary` is complaint vs not: the complaint-type head's `none` against the three types.",
             "",
             "| file | head | metric | this | other | difference | 95% CI |",
             "|---|---|---|---|---|---|---|",

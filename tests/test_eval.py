@@ -159,6 +159,8 @@ def test_eval_cli_writes_the_contract(tiny_bundle, tiny_data, tmp_path):
     assert comp["files"]["val"]["sentiment"]["metric"] == "macro_f1"
     assert comp["files"]["val"]["lang"]["metric"] == "accuracy"
     assert comp["files"]["val"]["lang"]["this"] == m["lang"]["accuracy"]
+    binary = comp["files"]["val"]["complaint_binary"]  # complaint vs not, a target figure of its own
+    assert binary["metric"] == "macro_f1" and binary["this"] == m["complaint_type"]["binary_macro_f1"]
 
 
 def test_baselines_are_scored_on_the_same_rows_for_the_heads_they_cover(tiny_bundle, tiny_data, tmp_path):

@@ -1,6 +1,7 @@
 """The Results block and the model card's evaluation section: every table headed by the machine its run recorded."""
 
 import json
+import shutil
 
 import pytest
 
@@ -184,3 +185,39 @@ def test_the_readme_keeps_the_quality_figures_and_the_results_page_every_table(t
     assert "**Quality figures**" in "\n".join(readme) and "**Speed and memory**" not in "\n".join(readme)
     assert readme[-1].endswith("[docs/results.md](docs/results.md).")
     assert len(_tables_are_headed(readme)) == 1
+
+
+def test_an_fp32_bundle_of_another_model_is_refused_before_measuring(tiny_bundle, tmp_path, monkeypatch):
+    from earful.eval import results
+    from earful.export.writer import edit_bundle
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    with edit_bundle(other) as writer:
+        writer.update_json("bundle.json", {"version": "0.0.2"})
+    monkeypatch.setattr(results, "_measure", lambda *a: pytest.fail("measured with the wrong fp32 bundle"))
+    with pytest.raises(SystemExit, match="is tiny-test 0.0.2, not the benchmarked tiny-test 0.0.1"):
+        results.main(["--bundle", str(tiny_bundle), "--fp32-bundle", str(other)])
+
+
+def test_the_published_command_names_no_folder_outside_the_checkout(tmp_path, monkeypatch):
+    from earful.eval.results import _shown
+
+    checkout = tmp_path / "checkout"
+    (checkout / "models" / "default").mkdir(parents=True)
+    (tmp_path / "runs" / "full").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    assert _shown(str(tmp_path / "runs" / "full")) == "…/full"
+    assert _shown(str(checkout / "models" / "default")) == str(checkout / "models" / "default")
+    assert _shown("models/default") == "models/default"
+    assert _shown("--skip-bench") == "--skip-bench"
+
+
+def test_a_set_s_mean_over_languages_leaves_out_posts_read_as_another_language():
+    from earful.eval.results import SET_LANGUAGES, quality_figures
+
+    by_lang = {code: {"n": 300, "macro_f1": 0.6} for code in SET_LANGUAGES["xlm_t_umsab"]}
+    by_lang |= {"ca": {"n": 1, "macro_f1": 0.0}, "und": {"n": 10, "macro_f1": 0.2}}  # posts read blind
+    metrics = {"xlm_t_umsab": {"sentiment": {"macro_f1": 0.6, "by_lang": by_lang}}}
+    figures = {row["figure"]: row["value"] for row in quality_figures(metrics, {}, ["en"])}
+    assert figures["sentiment macro-F1, mean of the 8 UMSAB languages"] == pytest.approx(0.6)
