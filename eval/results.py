@@ -485,7 +485,8 @@ def _per_language(metrics: dict) -> str:
         m = metrics.get(stem, {}).get(head)
         if m:
             for code, v in m["by_lang"].items():
-                lines.append(f"| {stem} | {head} | {code} | {v['n']} | {v[key]:.3f} |")
+                if code in SET_LANGUAGES.get(stem, (code,)):  # the languages its figure averages over
+                    lines.append(f"| {stem} | {head} | {code} | {v['n']} | {v[key]:.3f} |")
     return "\n".join(lines)
 
 

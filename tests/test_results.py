@@ -214,10 +214,12 @@ def test_the_published_command_names_no_folder_outside_the_checkout(tmp_path, mo
 
 
 def test_a_set_s_mean_over_languages_leaves_out_posts_read_as_another_language():
-    from earful.eval.results import SET_LANGUAGES, quality_figures
+    from earful.eval.results import SET_LANGUAGES, _per_language, quality_figures
 
     by_lang = {code: {"n": 300, "macro_f1": 0.6} for code in SET_LANGUAGES["xlm_t_umsab"]}
     by_lang |= {"ca": {"n": 1, "macro_f1": 0.0}, "und": {"n": 10, "macro_f1": 0.2}}  # posts read blind
     metrics = {"xlm_t_umsab": {"sentiment": {"macro_f1": 0.6, "by_lang": by_lang}}}
     figures = {row["figure"]: row["value"] for row in quality_figures(metrics, {}, ["en"])}
     assert figures["sentiment macro-F1, mean of the 8 UMSAB languages"] == pytest.approx(0.6)
+    table = _per_language(metrics)
+    assert "| xlm_t_umsab | sentiment | hi | 300 |" in table and "| ca |" not in table and "| und |" not in table
