@@ -142,3 +142,53 @@ def test_the_built_validation_files_carry_the_agreed_readings():
             built.update({r["id"]: r["lang"] for r in csv.DictReader(f) if r["id"] in read})
     assert set(built) == set(read)
     assert all(built[i] == ("" if code == "und" else code) for i, code in read.items())
+
+
+def test_complaint_readings_label_only_unlabelled_training_posts_both_readers_agree_on(tmp_path):
+    train = [build_data.Row(f"s:{i}", f"post {i}", "en", sentiment="negative") for i in range(4)]
+    train[3].complaint_type = "product"  # a source's own label is never replaced
+    held_out = build_data.Row("s:9", "post 9", "en", sentiment="negative")
+    source = build_data.Source(name="s", train=train, validation=[held_out], meta={}, stats={})
+    folder = tmp_path / "complaint_audit"
+    folder.mkdir()
+    with (folder / "readings.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "reader1", "reader2"])
+        w.writerows([("s:0", "none", "none"), ("s:1", "none", "product"), ("s:2", "product", "product")])
+        w.writerows([("s:3", "none", "none"), ("s:9", "none", "none")])
+    notes: list[str] = []
+    assert build_data.apply_complaint_readings([source], tmp_path, notes) == 2
+    assert [r.complaint_type for r in train] == ["none", "", "product", "product"]
+    assert held_out.complaint_type == ""  # validation rows are never labelled here
+    assert any("2 read posts are not unlabelled training rows" in n for n in notes)
+
+
+def test_complaint_readings_are_joined_only_when_every_post_has_an_allowed_label(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TOOLS))  # the script imports its sibling annotation_report
+    audit = _load("draw_complaint_audit")
+    monkeypatch.setattr(audit, "FOLDER", tmp_path)
+    monkeypatch.setattr(audit, "OUT", tmp_path / "posts.csv")
+
+    def write(name, header, rows):
+        with (tmp_path / name).open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([header, *rows])
+        return tmp_path / name
+
+    write("posts.csv", ["item_id", "id", "file", "text"], [(f"c{i}", f"s:{i}", "s", f"post {i}") for i in range(4)])
+    first = write("r1.csv", ["item_id", "complaint_type", "confidence"], [(f"c{i}", "none", "sure") for i in range(4)])
+    second = write(
+        "r2.csv",
+        ["item_id", "complaint_type", "confidence"],
+        [("c0", "none", "sure"), ("c1", "none", "sure"), ("c2", "none", "sure"), ("c3", "product", "unsure")],
+    )
+    lines = audit.merge(first, second)
+    assert lines[0].startswith("4 posts; the readers agree on 3 (75.0%)") and lines[1] == "agreed labels: none 3"
+    with (tmp_path / "readings.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["id"], r["reader1"], r["reader2"]) for r in rows][3] == ("s:3", "none", "product")
+    short = write("short.csv", ["item_id", "complaint_type", "confidence"], [("c0", "none", "sure")])
+    with pytest.raises(SystemExit, match="every post needs one label"):
+        audit.merge(first, short)
+    odd = write("odd.csv", ["item_id", "complaint_type", "confidence"], [(f"c{i}", "rant", "sure") for i in range(4)])
+    with pytest.raises(SystemExit, match="'rant' is not one of"):
+        audit.merge(first, odd)

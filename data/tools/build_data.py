@@ -1228,6 +1228,26 @@ def apply_lang_readings(sources: list[Source], annotation: Path, notes: list[str
     return changed
 
 
+def apply_complaint_readings(sources: list[Source], annotation: Path, notes: list[str]) -> int:
+    """Give training posts without a complaint type the one two readers agreed on (``complaint_audit/readings.csv``):
+    negative and offensive posts of the sentiment and troll sets, so that the complaint-type head sees `none` posts
+    that are about no company. Posts the readers disagree on stay unlabelled. Returns the posts labelled."""
+    path = annotation / "complaint_audit" / "readings.csv"
+    if not path.exists():
+        return 0
+    read = {r["id"]: r["reader1"] for r in read_csv(path) if r["reader1"] == r["reader2"]}
+    labelled = 0
+    for s in sources:
+        for row in s.train:
+            if row.id in read and not row.complaint_type:
+                row.complaint_type = read.pop(row.id)
+                labelled += 1
+    if read:
+        notes.append(f"complaint_audit: {len(read)} read posts are not unlabelled training rows (first: {min(read)})")
+    notes.append(f"complaint_audit: {labelled} training posts take the complaint type two readers agreed on")
+    return labelled
+
+
 def _conflicts(rows: list[Row]) -> bool:
     return any(len({getattr(r, h) for r in rows if getattr(r, h)}) > 1 for h in HEADS if h != "lang")
 
@@ -1517,6 +1537,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: {n}")
     cross = dedup(sources)
     apply_lang_readings(sources, args.annotation, notes)
+    apply_complaint_readings(sources, args.annotation, notes)
     if translated is not None:
         dedup_translations(translated, sources, annotated)
         # listed right after twcs_annotated; it never removes a row of another source
