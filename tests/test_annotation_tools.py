@@ -144,11 +144,11 @@ def test_the_built_validation_files_carry_the_agreed_readings():
     assert all(built[i] == ("" if code == "und" else code) for i, code in read.items())
 
 
-def test_complaint_readings_label_only_unlabelled_training_posts_both_readers_agree_on(tmp_path):
-    train = [build_data.Row(f"s:{i}", f"post {i}", "en", sentiment="negative") for i in range(4)]
+def test_agreed_complaint_readings_move_unlabelled_training_posts_into_a_set_of_their_own(tmp_path):
+    train = [build_data.Row(f"s:{i}", f"post {i}", "en", sentiment="negative", source="s") for i in range(4)]
     train[3].complaint_type = "product"  # a source's own label is never replaced
-    held_out = build_data.Row("s:9", "post 9", "en", sentiment="negative")
-    source = build_data.Source(name="s", train=train, validation=[held_out], meta={}, stats={})
+    held_out = build_data.Row("s:9", "post 9", "en", sentiment="negative", source="s")
+    source = build_data.Source(name="s", train=list(train), validation=[held_out], meta={}, stats={})
     folder = tmp_path / "complaint_audit"
     folder.mkdir()
     with (folder / "readings.csv").open("w", newline="", encoding="utf-8") as f:
@@ -157,9 +157,15 @@ def test_complaint_readings_label_only_unlabelled_training_posts_both_readers_ag
         w.writerows([("s:0", "none", "none"), ("s:1", "none", "product"), ("s:2", "product", "product")])
         w.writerows([("s:3", "none", "none"), ("s:9", "none", "none")])
     notes: list[str] = []
-    assert build_data.apply_complaint_readings([source], tmp_path, notes) == 2
-    assert [r.complaint_type for r in train] == ["none", "", "product", "product"]
-    assert held_out.complaint_type == ""  # validation rows are never labelled here
+    audit = build_data.complaint_audit([source], tmp_path, notes)
+    assert [(r.id, r.complaint_type, r.sentiment, r.source) for r in audit.train] == [
+        ("s:0", "none", "negative", "complaint_audit"),
+        ("s:2", "product", "negative", "complaint_audit"),
+    ]
+    assert audit.validation == [] and audit.stats["taken_from"] == {"s": 2}
+    # the readers disagreed on s:1: it stays in its source, unlabelled; s:3 keeps its own label
+    assert [(r.id, r.complaint_type) for r in source.train] == [("s:1", ""), ("s:3", "product")]
+    assert held_out.complaint_type == "" and source.validation == [held_out]  # validation is never touched
     assert any("2 read posts are not unlabelled training rows" in n for n in notes)
 
 

@@ -265,6 +265,20 @@ META: dict[str, dict] = {
         "citation": "Axelbrooke, Customer Support on Twitter (Kaggle, 2017). Perkins & Yang (2019). Dialog Intent "
         "Induction with Deep Multi-View Clustering. EMNLP 2019.",
     },
+    "complaint_audit": {
+        "dataset_dir": "data/annotation/complaint_audit (training posts of semeval2017_task4a_en, xlm_t_umsab, olid)",
+        "repo": "earful: data/annotation/complaint_audit/readings.csv, drawn by data/tools/draw_complaint_audit.py "
+        "from those sources' training rows",
+        "license": "Posts of SemEval-2017 Task 4 (no licence stated), XLM-T UMSAB (Apache-2.0 repository, underlying "
+        "sets with their own terms) and OLID (no licence stated), under their sources' terms. Labels: earful's own "
+        "complaint-type readings (two readers); sentiment and troll as their sources give them.",
+        "non_commercial": False,
+        "license_unclear": True,
+        "citation": "Rosenthal, Farra, Nakov (2017). SemEval-2017 Task 4: Sentiment Analysis in Twitter. ; Barbieri, "
+        "Espinosa-Anke, Camacho-Collados (2022). XLM-T: Multilingual Language Models in Twitter for Sentiment Analysis "
+        "and Beyond. ; Zampieri, Malmasi, Nakov, Rosenthal, Farra, Kumar (2019). Predicting the Type and Target of "
+        "Offensive Posts in Social Media. NAACL 2019.",
+    },
     "complaints_preotiuc2019": {
         "dataset_dir": "complaints-preotiuc2019",
         "repo": "github.com/danielpreotiuc/complaints-social-media @ 54e3402c129341809b7f1d9889d9311c3f1c1c16 : "
@@ -1228,24 +1242,41 @@ def apply_lang_readings(sources: list[Source], annotation: Path, notes: list[str
     return changed
 
 
-def apply_complaint_readings(sources: list[Source], annotation: Path, notes: list[str]) -> int:
-    """Give training posts without a complaint type the one two readers agreed on (``complaint_audit/readings.csv``):
-    negative and offensive posts of the sentiment and troll sets, so that the complaint-type head sees `none` posts
-    that are about no company. Posts the readers disagree on stay unlabelled. Returns the posts labelled."""
-    path = annotation / "complaint_audit" / "readings.csv"
+def complaint_audit(sources: list[Source], annotation: Path, notes: list[str]) -> Source | None:
+    """Training posts of the sentiment and troll sets with the complaint type two readers agreed on
+    (``complaint_audit/readings.csv``), moved out of their sources into a set of their own, so that training can
+    draw them more often than their sources: negative posts about no company, which the complaint-type head had
+    hardly seen labelled `none`. Posts the readers disagree on stay where they were, unlabelled. Training only."""
+    name, path = "complaint_audit", annotation / "complaint_audit" / "readings.csv"
     if not path.exists():
-        return 0
+        return None
     read = {r["id"]: r["reader1"] for r in read_csv(path) if r["reader1"] == r["reader2"]}
-    labelled = 0
+    rows, taken_from = [], Counter()
     for s in sources:
+        keep = []
         for row in s.train:
             if row.id in read and not row.complaint_type:
-                row.complaint_type = read.pop(row.id)
-                labelled += 1
+                row.complaint_type, row.source = read.pop(row.id), name
+                rows.append(row)
+                taken_from[s.name] += 1
+            else:
+                keep.append(row)
+        s.train = keep
     if read:
-        notes.append(f"complaint_audit: {len(read)} read posts are not unlabelled training rows (first: {min(read)})")
-    notes.append(f"complaint_audit: {labelled} training posts take the complaint type two readers agreed on")
-    return labelled
+        notes.append(f"{name}: {len(read)} read posts are not unlabelled training rows (first: {min(read)})")
+    stats = {  # its rows were de-duplicated in their sources: nothing to remove here
+        "read": len(rows),
+        "taken_from": dict(sorted(taken_from.items())),
+        "validation_duplicates_dropped": 0,
+        "train_removed_in_validation": 0,
+        "train_removed_in_validation_by_source": {},
+        "train_duplicates_within_source": 0,
+        "train_duplicates_of_other_source": 0,
+        "train_duplicates_kept_in": {},
+        "train_duplicate_groups_with_label_conflicts": 0,
+    }
+    meta = {**META[name], "validation_origin": "none: training only (validation stays as its sources give it)"}
+    return Source(name, rows, [], meta, stats)
 
 
 def _conflicts(rows: list[Row]) -> bool:
@@ -1537,7 +1568,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: {n}")
     cross = dedup(sources)
     apply_lang_readings(sources, args.annotation, notes)
-    apply_complaint_readings(sources, args.annotation, notes)
+    if (audit := complaint_audit(sources, args.annotation, notes)) is not None:
+        sources.append(audit)
     if translated is not None:
         dedup_translations(translated, sources, annotated)
         # listed right after twcs_annotated; it never removes a row of another source
