@@ -21,7 +21,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from annotation_report import cohen_kappa
+from annotation_report import cohen_kappa, read
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "data" / "annotation" / "complaint_audit"
@@ -51,8 +51,8 @@ def draw() -> list[dict[str, str]]:
 
 def merge(first: Path, second: Path) -> list[str]:
     """Join two readers' labels to the posts in ``readings.csv``; returns the agreement, as lines to print."""
-    posts = _read(OUT)
-    readers = [{r["item_id"]: r for r in _read(path)} for path in (first, second)]
+    posts = list(read(OUT).values())
+    readers = [read(path) for path in (first, second)]
     for path, labels in zip((first, second), readers, strict=True):
         if set(labels) != {p["item_id"] for p in posts}:
             raise SystemExit(f"{path}: its item_ids are not those of {OUT.name}; every post needs one label")
@@ -78,11 +78,6 @@ def merge(first: Path, second: Path) -> list[str]:
         f"Cohen's kappa {cohen_kappa(a, b):.3f} (complaint vs none: {cohen_kappa(*binary):.3f})",
         "agreed labels: " + ", ".join(f"{k} {v}" for k, v in Counter(agreed).most_common()),
     ]
-
-
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def main() -> None:
