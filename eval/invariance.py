@@ -18,7 +18,15 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-__all__ = ["EDITS", "HANDLES", "TARGET", "InvarianceResult", "measure_invariance", "render_markdown"]
+__all__ = [
+    "EDITS",
+    "HANDLES",
+    "TARGET",
+    "InvarianceResult",
+    "measure_invariance",
+    "render_markdown",
+    "without_handles_urls",
+]
 
 #: Highest acceptable share of changed labels per head and edit.
 TARGET = 0.03
@@ -27,10 +35,15 @@ _HANDLE = re.compile(r"(?<![\w@])@\w+")
 _URL = re.compile(r"(?:\bhttps?://|\bwww\.)\S+", re.IGNORECASE)
 
 
+def without_handles_urls(text: str) -> str:
+    """``text`` with every @handle and URL deleted and runs of spaces made one."""
+    return " ".join(_URL.sub(" ", _HANDLE.sub(" ", text)).split())
+
+
 def _remove(text: str, i: int) -> str | None:
     if not (_HANDLE.search(text) or _URL.search(text)):
         return None
-    return " ".join(_URL.sub(" ", _HANDLE.sub(" ", text)).split())
+    return without_handles_urls(text)
 
 
 def _add_handle(text: str, i: int) -> str:

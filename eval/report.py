@@ -80,6 +80,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     lines = [f"# Evaluation of {bundle_info['name']} {bundle_info['version']} ({bundle_info['variant']})", ""]
+    if "posts" in bundle_info:
+        lines += [f"Posts {bundle_info['posts']}.", ""]
     for stem, heads in metrics.items():
         lines += [
             f"## {stem}",

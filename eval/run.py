@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from earful.eval.evaluate import (
@@ -98,12 +98,18 @@ def run_eval(
     baselines: list[str] = (),
     baseline_train: list[str] | None = None,
     invariance: bool = False,
+    without_handles: bool = False,
 ) -> EvalResult:
     """Evaluate a bundle on labelled files (and, with ``baselines``, the reference
     models of :mod:`earful.eval.baselines` on the same rows; written to baselines.json; with ``invariance``,
     how often labels change when @handles and URLs are removed or added, :mod:`earful.eval.invariance`,
-    written to invariance.json and the report)."""
+    written to invariance.json and the report; with ``without_handles``, every bundle reads the posts with their
+    @handles and URLs deleted, which shows how much of a figure rests on them)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
+    if without_handles:
+        from earful.eval.invariance import without_handles_urls
+
+        sets = [replace(s, text=[without_handles_urls(t) if t else t for t in s.text]) for s in sets]
     stems = [s.name for s in sets]
     if len(set(stems)) != len(stems):
         raise ValueError(f"two input files share a name stem ({stems}); metrics.json is keyed by stem, rename one")
@@ -136,6 +142,8 @@ def run_eval(
             comparison["files"][name] = rows
     reference = _baseline_metrics(list(baselines), baseline_train, sets) if baselines else None
     info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}
+    if without_handles:
+        info["posts"] = "with @handles and URLs deleted"
     write_report(out, metrics, info, error_lists, comparison, reference)
     if reference:
         (out / "baselines.json").write_text(json.dumps(reference, indent=2))

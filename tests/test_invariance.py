@@ -7,6 +7,7 @@ from conftest import make_rows, write_csv
 from earful.cli import main
 from earful.eval.invariance import TARGET, measure_invariance
 from earful.models.predictor import LabelScore, LanguageResult, Prediction, Predictor
+from earful.schema import COMPLAINT_TYPES
 
 POSTS = [
     "@AmazonHelp my parcel went to the wrong address",
@@ -23,7 +24,13 @@ class HandleReader:
         def one(t):
             label = "order_error" if t.startswith("@") else "none"
             return Prediction(
-                LabelScore(label), LabelScore("neutral"), 0.1, False, LanguageResult("en", 1.0, "model"), False, 5
+                LabelScore(label, {c: float(c == label) for c in COMPLAINT_TYPES}),
+                LabelScore("neutral", {"neutral": 1.0}),
+                0.1,
+                False,
+                LanguageResult("en", 1.0, "model"),
+                False,
+                5,
             )
 
         return [one(t) for t in texts]
@@ -53,3 +60,34 @@ def test_eval_invariance_writes_its_figures(tiny_bundle, tmp_path, capsys):
     assert shown["invariance_worst_change"] == {"val": saved["val"]["worst"]}
     assert set(saved["val"]["edits"]) == {"handles_urls_removed", "handle_added", "handle_url_added"}
     assert "val: invariance to @handles and URLs" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_eval_without_handles_scores_the_posts_as_a_handle_free_model_reads_them(tmp_path, monkeypatch):
+    """A model that reads the handle scores well on posts that carry one; ``--without-handles`` shows what is left."""
+    from types import SimpleNamespace
+
+    import earful.eval.run as run
+
+    reader = HandleReader()
+    reader.bundle = SimpleNamespace(name="handle-reader", version="1", untrained_heads=())
+    monkeypatch.setattr(run.Predictor, "load", lambda *a, **k: reader)
+    rows = [
+        {"text": "@AmazonHelp my parcel went to the wrong address", "complaint_type": "order_error"},
+        {"text": "@AmazonHelp I was charged twice https://t.co/x", "complaint_type": "order_error"},
+        {"text": "thanks for the quick help", "complaint_type": "none"},
+        {"text": "what a lovely day", "complaint_type": "none"},
+    ]
+    data = write_csv(tmp_path / "val.csv", rows)
+    as_posted = run.run_eval([str(data)], tmp_path / "a")
+    stripped = run.run_eval([str(data)], tmp_path / "b", without_handles=True)
+    assert as_posted.metrics["val"]["complaint_type"]["accuracy"] == 1.0
+    assert stripped.metrics["val"]["complaint_type"]["accuracy"] == 0.5  # both order errors lose their handle
+    assert "Posts with @handles and URLs deleted." in (tmp_path / "b" / "report.md").read_text()
+    assert "deleted" not in (tmp_path / "a" / "report.md").read_text()
+
+
+def test_eval_cli_takes_without_handles(tiny_bundle, tmp_path, capsys):
+    data = write_csv(tmp_path / "val.csv", make_rows(2, seed=5))
+    out = tmp_path / "out"
+    assert main(["eval", str(data), "--bundle", str(tiny_bundle), "--out", str(out), "--without-handles"]) == 0
+    assert "Posts with @handles and URLs deleted." in (out / "report.md").read_text()

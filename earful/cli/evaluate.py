@@ -24,6 +24,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             baselines=args.baseline or (),
             baseline_train=args.baseline_train,
             invariance=args.invariance,
+            without_handles=args.without_handles,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -82,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--invariance",
         action="store_true",
         help="also measure how often labels change when @handles and URLs are removed or a handle is added",
+    )
+    p.add_argument(
+        "--without-handles",
+        action="store_true",
+        help="score the posts with their @handles and URLs deleted (with --compare, for both bundles): how much of "
+        "each figure rests on them",
     )
     p.set_defaults(func=cmd_eval)
 
