@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from earful.eval.evaluate import (
@@ -87,6 +87,17 @@ def _baseline_metrics(names: list[str], train: list[str] | None, sets) -> dict:
     return result
 
 
+def _without_handles(s):
+    """The set with @handles and URLs deleted from its posts, and the number of posts left out because nothing else
+    was in them (an empty post would count as wrong for every bundle alike and add a class of its own)."""
+    from earful.eval.invariance import without_handles_urls
+
+    edited = [without_handles_urls(t) if t else t for t in s.text]
+    keep = [i for i, (t, e) in enumerate(zip(s.text, edited, strict=True)) if e or not t]
+    columns = {f.name: [getattr(s, f.name)[i] for i in keep] for f in fields(s) if isinstance(getattr(s, f.name), list)}
+    return replace(s, **{**columns, "text": [edited[i] for i in keep]}), len(s) - len(keep)
+
+
 def run_eval(
     paths: list[str],
     out: Path,
@@ -106,10 +117,10 @@ def run_eval(
     written to invariance.json and the report; with ``without_handles``, every bundle reads the posts with their
     @handles and URLs deleted, which shows how much of a figure rests on them)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
+    left_out = 0
     if without_handles:
-        from earful.eval.invariance import without_handles_urls
-
-        sets = [replace(s, text=[without_handles_urls(t) if t else t for t in s.text]) for s in sets]
+        edited = [_without_handles(s) for s in sets]
+        sets, left_out = [s for s, _ in edited], sum(n for _, n in edited)
     stems = [s.name for s in sets]
     if len(set(stems)) != len(stems):
         raise ValueError(f"two input files share a name stem ({stems}); metrics.json is keyed by stem, rename one")
@@ -143,7 +154,7 @@ def run_eval(
     reference = _baseline_metrics(list(baselines), baseline_train, sets) if baselines else None
     info = {"name": predictor.bundle.name, "version": predictor.bundle.version, "variant": variant}
     if without_handles:
-        info["posts"] = "with @handles and URLs deleted"
+        info["posts"] = f"with @handles and URLs deleted ({left_out} that held nothing else left out)"
     write_report(out, metrics, info, error_lists, comparison, reference)
     if reference:
         (out / "baselines.json").write_text(json.dumps(reference, indent=2))

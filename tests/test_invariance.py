@@ -76,13 +76,19 @@ def test_eval_without_handles_scores_the_posts_as_a_handle_free_model_reads_them
         {"text": "@AmazonHelp I was charged twice https://t.co/x", "complaint_type": "order_error"},
         {"text": "thanks for the quick help", "complaint_type": "none"},
         {"text": "what a lovely day", "complaint_type": "none"},
+        {"text": "@AmazonHelp https://t.co/y", "complaint_type": "none"},  # nothing left: left out, not scored
     ]
     data = write_csv(tmp_path / "val.csv", rows)
     as_posted = run.run_eval([str(data)], tmp_path / "a")
     stripped = run.run_eval([str(data)], tmp_path / "b", without_handles=True)
-    assert as_posted.metrics["val"]["complaint_type"]["accuracy"] == 1.0
+    assert as_posted.metrics["val"]["complaint_type"]["accuracy"] == 0.8  # the handle-only post reads as an order
+    assert stripped.metrics["val"]["complaint_type"]["n"] == 4
     assert stripped.metrics["val"]["complaint_type"]["accuracy"] == 0.5  # both order errors lose their handle
-    assert "Posts with @handles and URLs deleted." in (tmp_path / "b" / "report.md").read_text()
+    assert stripped.metrics["val"]["complaint_type"]["macro_f1"] == 1 / 3  # order_error 0, none 2/3: no empty class
+    assert (
+        "Posts with @handles and URLs deleted (1 that held nothing else left out)."
+        in (tmp_path / "b" / "report.md").read_text()
+    )
     assert "deleted" not in (tmp_path / "a" / "report.md").read_text()
 
 
@@ -90,4 +96,6 @@ def test_eval_cli_takes_without_handles(tiny_bundle, tmp_path, capsys):
     data = write_csv(tmp_path / "val.csv", make_rows(2, seed=5))
     out = tmp_path / "out"
     assert main(["eval", str(data), "--bundle", str(tiny_bundle), "--out", str(out), "--without-handles"]) == 0
-    assert "Posts with @handles and URLs deleted." in (out / "report.md").read_text()
+    assert (
+        "Posts with @handles and URLs deleted (0 that held nothing else left out)." in (out / "report.md").read_text()
+    )
