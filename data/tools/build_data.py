@@ -1553,6 +1553,12 @@ def main(argv: list[str] | None = None) -> None:
         help="batches/ and labels/ of the hand annotation",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "data", help="where train/, validation/ and manifest.json go")
+    ap.add_argument(
+        "--complaint-audit",
+        action="store_true",
+        help="also build the complaint_audit training set from annotation/complaint_audit (the default model does "
+        "not train on it: docs/default-model.md, Run 5)",
+    )
     args = ap.parse_args(argv)
 
     notes: list[str] = []
@@ -1568,7 +1574,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: {n}")
     cross = dedup(sources)
     apply_lang_readings(sources, args.annotation, notes)
-    if (audit := complaint_audit(sources, args.annotation, notes)) is not None:
+    if args.complaint_audit and (audit := complaint_audit(sources, args.annotation, notes)) is not None:
         sources.append(audit)
     if translated is not None:
         dedup_translations(translated, sources, annotated)
