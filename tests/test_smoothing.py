@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 from earful.export.build import PARITY_TEXTS
-from earful.export.smoothing import SUFFIX, channel_maxima, smooth_activations
+from earful.export.smoothing import ALPHA, SUFFIX, channel_maxima, smooth_activations
 from earful.models.tokenization import TextEncoder
 
 
@@ -49,5 +49,5 @@ def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tiny_bundle, tmp_path
 
 def test_export_records_the_smoothing(tiny_bundle):
     recorded = json.loads((tiny_bundle / "metrics.json").read_text())["export_parity"]["int8_smoothing"]
-    assert recorded["activations"] > 0 and recorded["posts"] > 0 and recorded["alpha"] == 0.8
+    assert recorded["activations"] > 0 and recorded["posts"] > 0 and recorded["alpha"] == ALPHA
     assert recorded["posts_from"].endswith("training files")  # the tiny run's own training file was at hand
