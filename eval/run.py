@@ -117,7 +117,7 @@ def run_eval(
     written to invariance.json and the report; with ``without_handles``, every bundle reads the posts with their
     @handles and URLs deleted, which shows how much of a figure rests on them)."""
     sets = [read_labelled(p, require_text=False) for p in paths]
-    left_out = 0
+    as_written, left_out = sets, 0
     if without_handles:
         edited = [_without_handles(s) for s in sets]
         sets, left_out = [s for s, _ in edited], sum(n for _, n in edited)
@@ -164,7 +164,8 @@ def run_eval(
     if invariance:
         from earful.eval.invariance import measure_invariance, render_markdown
 
-        found = {s.name: measure_invariance(predictor, [t for t in s.text if t]) for s in sets if any(s.text)}
+        # on the posts as written: edits that remove handles need posts that still have them
+        found = {s.name: measure_invariance(predictor, [t for t in s.text if t]) for s in as_written if any(s.text)}
         result.invariance = {name: r.to_dict() for name, r in found.items()}
         (out / "invariance.json").write_text(json.dumps(result.invariance, indent=2))
         with open(out / "report.md", "a", encoding="utf-8") as report:

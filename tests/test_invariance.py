@@ -80,7 +80,8 @@ def test_eval_without_handles_scores_the_posts_as_a_handle_free_model_reads_them
     ]
     data = write_csv(tmp_path / "val.csv", rows)
     as_posted = run.run_eval([str(data)], tmp_path / "a")
-    stripped = run.run_eval([str(data)], tmp_path / "b", without_handles=True)
+    stripped = run.run_eval([str(data)], tmp_path / "b", without_handles=True, invariance=True)
+    assert stripped.invariance["val"]["edits"]["handles_urls_removed"]["posts"] == 3  # measured on the posts as written
     assert as_posted.metrics["val"]["complaint_type"]["accuracy"] == 0.8  # the handle-only post reads as an order
     assert stripped.metrics["val"]["complaint_type"]["n"] == 4
     assert stripped.metrics["val"]["complaint_type"]["accuracy"] == 0.5  # both order errors lose their handle
